@@ -1,0 +1,40 @@
+// swift-tools-version:5.9
+import PackageDescription
+
+// Layers depend one way: C shims → Kernels → Model → … → the `ptune` command.
+let package = Package(
+    name: "PTune",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "ptune", targets: ["PTuneCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CMPI",
+            pkgConfig: "ompi-c",
+            providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]
+        ),
+        .systemLibrary(
+            name: "COpenBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        .target(name: "Kernels", dependencies: ["COpenBLAS"]),
+        .target(name: "Model", dependencies: ["Kernels"]),
+        .executableTarget(
+            name: "PTuneCLI",
+            dependencies: [
+                "Model",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .target(name: "TestSupport", dependencies: ["Kernels"], path: "Tests/TestSupport"),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"]),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "TestSupport"]),
+        .testTarget(name: "CMPITests", dependencies: ["CMPI"]),
+        .testTarget(name: "PTuneCLITests", dependencies: ["Model", "TestSupport"]),
+    ]
+)

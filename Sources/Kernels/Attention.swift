@@ -1,0 +1,99 @@
+/// Sizes of one multi-head attention call.
+///
+/// Queries come from the T real tokens; keys and values cover S ≥ T positions,
+/// so prompt positions prepended to the keys and values (prefix tuning,
+/// P-tuning v2) need no special case here.
+public struct AttentionShape: Sendable {
+    public let batch: Int, queries: Int, keys: Int, channels: Int, heads: Int
+    public var headSize: Int { channels / heads }
+
+    public init(batch: Int, queries: Int, keys: Int, channels: Int, heads: Int) {
+        precondition(channels % heads == 0, "\(channels) channels do not split into \(heads) heads")
+        self.batch = batch
+        self.queries = queries
+        self.keys = keys
+        self.channels = channels
+        self.heads = heads
+    }
+
+    /// Elements of one probability tensor (B, H, T, S).
+    public var probabilityCount: Int { batch * heads * queries * keys }
+}
+
+/// Scaled dot-product attention, every head at once; heads are column slices of (B, ·, C).
+/// - Parameters:
+///   - out: (B, T, C) attention output, heads concatenated.
+///   - probs: (B, H, T, S) softmax probabilities, saved for the backward pass.
+///   - dropped: (B, H, T, S) probabilities after dropout, saved; needed only with dropout.
+///   - q: (B, T, C); k, v: (B, S, C); keyMask: (B, S), 1 = attend, 0 = padding.
+public func attentionForward(
+    out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>,
+    dropped: UnsafeMutablePointer<Float>?,
+    q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+    keyMask: UnsafePointer<Float>, shape: AttentionShape, dropout: Dropout?
+) {
+    let (T, S, C, hs) = (shape.queries, shape.keys, shape.channels, shape.headSize)
+    let scale = 1 / Float(hs).squareRoot()
+    for b in 0..<shape.batch {
+        for h in 0..<shape.heads {
+            let p = probs + (b * shape.heads + h) * T * S
+            let qh = q + b * T * C + h * hs, kh = k + b * S * C + h * hs, vh = v + b * S * C + h * hs
+            // (T, hs) · (S, hs)ᵀ → (T, S)
+            gemm(transA: false, transB: true, m: T, n: S, k: hs, alpha: scale,
+                 a: qh, lda: C, b: kh, ldb: C, beta: 0, c: p, ldc: S)
+            maskedSoftmaxForward(p, mask: keyMask + b * S, rows: T, columns: S)
+            var weights = UnsafePointer(p)
+            if let dropout, let dropped {
+                let d = dropped + (b * shape.heads + h) * T * S
+                dropoutForward(out: d, inp: p, count: T * S, dropout: dropout.derived(UInt64(b * shape.heads + h)))
+                weights = UnsafePointer(d)
+            }
+            // (T, S) · (S, hs) → (T, hs), written into head h's columns
+            gemm(transA: false, transB: false, m: T, n: hs, k: S,
+                 a: weights, lda: S, b: vh, ldb: C, beta: 0, c: out + b * T * C + h * hs, ldc: C)
+        }
+    }
+}
+
+/// Attention backward; accumulates into dq (B, T, C), dk and dv (B, S, C).
+/// `scratch` holds 2 · T · S floats; `probs` and `dropped` are the forward's.
+public func attentionBackward(
+    dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
+    dout: UnsafePointer<Float>, probs: UnsafePointer<Float>, dropped: UnsafePointer<Float>?,
+    q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+    scratch: UnsafeMutablePointer<Float>, shape: AttentionShape, dropout: Dropout?
+) {
+    let (T, S, C, hs) = (shape.queries, shape.keys, shape.channels, shape.headSize)
+    let scale = 1 / Float(hs).squareRoot()
+    let dweights = scratch, dprobs = scratch + T * S
+    for b in 0..<shape.batch {
+        for h in 0..<shape.heads {
+            let head = b * shape.heads + h
+            let p = probs + head * T * S
+            let weights = dropout != nil ? dropped! + head * T * S : p
+            let qh = q + b * T * C + h * hs, kh = k + b * S * C + h * hs, vh = v + b * S * C + h * hs
+            let doh = dout + b * T * C + h * hs
+            // dweights (T, S) = dout_h (T, hs) · v_hᵀ
+            gemm(transA: false, transB: true, m: T, n: S, k: hs,
+                 a: doh, lda: C, b: vh, ldb: C, beta: 0, c: dweights, ldc: S)
+            // dv_h (S, hs) += weightsᵀ · dout_h
+            gemm(transA: true, transB: false, m: S, n: hs, k: T,
+                 a: weights, lda: S, b: doh, ldb: C, beta: 1, c: dv + b * S * C + h * hs, ldc: C)
+            // Through dropout (when on) into dprobs, then through the softmax back into dweights,
+            // which then holds the gradient of the unscaled scores.
+            if let dropout {
+                dprobs.update(repeating: 0, count: T * S)
+                dropoutBackward(dinp: dprobs, dout: dweights, count: T * S, dropout: dropout.derived(UInt64(head)))
+            } else {
+                dprobs.update(from: dweights, count: T * S)
+            }
+            dweights.update(repeating: 0, count: T * S)
+            softmaxBackward(dinp: dweights, dout: dprobs, probs: p, rows: T, columns: S)
+            // dq_h (T, hs) += scale · dscores · k_h ; dk_h (S, hs) += scale · dscoresᵀ · q_h
+            gemm(transA: false, transB: false, m: T, n: hs, k: S, alpha: scale,
+                 a: dweights, lda: S, b: kh, ldb: C, beta: 1, c: dq + b * T * C + h * hs, ldc: C)
+            gemm(transA: true, transB: false, m: S, n: hs, k: T, alpha: scale,
+                 a: dweights, lda: S, b: qh, ldb: C, beta: 1, c: dk + b * S * C + h * hs, ldc: C)
+        }
+    }
+}

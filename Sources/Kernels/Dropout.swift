@@ -1,0 +1,59 @@
+/// Seeded, counter-based dropout.
+///
+/// Whether element `i` is kept depends only on `(seed, i)`: the backward pass
+/// regenerates the forward pass's mask instead of storing it, and every rank or
+/// resumed run that uses the same seed drops the same elements.
+public struct Dropout: Sendable {
+    /// Probability of zeroing an element, in [0, 1).
+    public let rate: Float
+    /// Seed of this use (mix in the step and the site so each use differs).
+    public let seed: UInt64
+    private let threshold: UInt32
+
+    public init(rate: Float, seed: UInt64) {
+        precondition(rate >= 0 && rate < 1, "dropout rate \(rate) outside [0, 1)")
+        self.rate = rate
+        self.seed = seed
+        threshold = UInt32(Double(rate) * Double(1 << 24))
+    }
+
+    /// Factor applied to kept elements, so the expectation is unchanged.
+    public var scale: Float { 1 / (1 - rate) }
+
+    /// Whether element `index` survives.
+    @inline(__always)
+    public func keeps(_ index: Int) -> Bool {
+        UInt32(truncatingIfNeeded: mix(seed &+ UInt64(truncatingIfNeeded: index) &* 0x9E37_79B9_7F4A_7C15) >> 40)
+            >= threshold
+    }
+
+    /// A dropout for another site or step, derived from this one's seed.
+    public func derived(_ salt: UInt64) -> Dropout {
+        Dropout(rate: rate, seed: mix(seed ^ mix(salt &+ 0xD1B5_4A32_D192_ED03)))
+    }
+}
+
+/// SplitMix64's finaliser: a cheap, well-mixed 64-bit hash.
+@inline(__always)
+func mix(_ value: UInt64) -> UInt64 {
+    var z = value &+ 0x9E37_79B9_7F4A_7C15
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
+}
+
+/// out = x · mask · scale, with the mask drawn from `dropout`.
+public func dropoutForward(
+    out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count: Int, dropout: Dropout
+) {
+    let scale = dropout.scale
+    for i in 0..<count { out[i] = dropout.keeps(i) ? inp[i] * scale : 0 }
+}
+
+/// Dropout backward: dinp += dout · mask · scale, regenerating the forward's mask.
+public func dropoutBackward(
+    dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, count: Int, dropout: Dropout
+) {
+    let scale = dropout.scale
+    for i in 0..<count where dropout.keeps(i) { dinp[i] += dout[i] * scale }
+}

@@ -1,0 +1,26 @@
+/// Embedding lookup: row i of out (count, channels) becomes, or with `accumulate`
+/// gains, row ids[i] of table (vocabulary, channels).
+public func embeddingForward(
+    out: UnsafeMutablePointer<Float>, ids: UnsafePointer<Int32>, table: UnsafePointer<Float>,
+    count: Int, channels: Int, accumulate: Bool = false
+) {
+    for i in 0..<count {
+        let src = table + Int(ids[i]) * channels, dst = out + i * channels
+        if accumulate {
+            for c in 0..<channels { dst[c] += src[c] }
+        } else {
+            dst.update(from: src, count: channels)
+        }
+    }
+}
+
+/// Embedding backward: scatter-adds each row of dout into the row of dtable it was read from.
+public func embeddingBackward(
+    dtable: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, ids: UnsafePointer<Int32>,
+    count: Int, channels: Int
+) {
+    for i in 0..<count {
+        let dst = dtable + Int(ids[i]) * channels, src = dout + i * channels
+        for c in 0..<channels { dst[c] += src[c] }
+    }
+}

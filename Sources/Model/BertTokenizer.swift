@@ -1,0 +1,140 @@
+import Foundation
+
+/// Token ids and token-type ids of one encoded text or text pair.
+public struct Encoding: Equatable, Sendable {
+    public var inputIds: [Int32]
+    public var tokenTypeIds: [Int32]
+}
+
+/// BERT's WordPiece tokenizer: the basic pre-tokenizer, greedy longest-match
+/// WordPiece with `##` continuations, `[CLS]`/`[SEP]`, and pairs with token types.
+public struct BertTokenizer: Sendable {
+    public let vocabulary: [String: Int32]
+    public let basic: BasicTokenizer
+    public let unknownId: Int32, classifierId: Int32, separatorId: Int32, paddingId: Int32
+    /// Words longer than this many characters become `[UNK]`, as in BERT.
+    public let maxCharactersPerWord = 100
+
+    /// Builds a tokenizer from a vocabulary; errors name `source` when it is empty
+    /// or lacks a special token.
+    public init(vocabulary: [String: Int32], basic: BasicTokenizer, source: String) throws {
+        guard !vocabulary.isEmpty else { throw InputError(source, "empty vocabulary") }
+        func id(_ token: String) throws -> Int32 {
+            guard let id = vocabulary[token] else { throw InputError(source, "vocabulary lacks '\(token)'") }
+            return id
+        }
+        self.vocabulary = vocabulary
+        self.basic = basic
+        unknownId = try id("[UNK]")
+        classifierId = try id("[CLS]")
+        separatorId = try id("[SEP]")
+        paddingId = try id("[PAD]")
+    }
+
+    /// Loads from a model folder: `tokenizer.json` when present, else `vocab.txt`
+    /// (lower-casing then read from `tokenizer_config.json`, default on).
+    public init(folder: String) throws {
+        let tokenizerJSON = (folder as NSString).appendingPathComponent("tokenizer.json")
+        let vocabText = (folder as NSString).appendingPathComponent("vocab.txt")
+        if FileManager.default.fileExists(atPath: tokenizerJSON) {
+            try self.init(tokenizerJSON: tokenizerJSON)
+        } else if FileManager.default.fileExists(atPath: vocabText) {
+            let config = (folder as NSString).appendingPathComponent("tokenizer_config.json")
+            var lowercase = true, stripAccents: Bool? = nil
+            if let data = FileManager.default.contents(atPath: config),
+               let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] {
+                lowercase = json["do_lower_case"] as? Bool ?? true
+                stripAccents = json["strip_accents"] as? Bool
+            }
+            try self.init(vocabText: vocabText, basic: BasicTokenizer(lowercase: lowercase, stripAccents: stripAccents))
+        } else {
+            throw InputError(folder, "no tokenizer.json or vocab.txt")
+        }
+    }
+
+    /// Reads a `vocab.txt`: one token a line, the id being the line number from 0.
+    public init(vocabText path: String, basic: BasicTokenizer = BasicTokenizer()) throws {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw InputError(path, "cannot read") }
+        var vocabulary: [String: Int32] = [:]
+        var lines = text.components(separatedBy: "\n")
+        if lines.last == "" { lines.removeLast() }
+        for (index, line) in lines.enumerated() {
+            let token = line.hasSuffix("\r") ? String(line.dropLast()) : line
+            if vocabulary[token] == nil { vocabulary[token] = Int32(index) }
+        }
+        try self.init(vocabulary: vocabulary, basic: basic, source: path)
+    }
+
+    /// Reads a Hugging Face `tokenizer.json` with a WordPiece model and a BERT normalizer.
+    public init(tokenizerJSON path: String) throws {
+        guard let data = FileManager.default.contents(atPath: path),
+              let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
+        else { throw InputError(path, "not a JSON object") }
+        guard let model = json["model"] as? [String: Any] else { throw InputError(path, "missing field 'model'") }
+        let type = model["type"] as? String ?? "WordPiece"
+        guard type == "WordPiece" else { throw InputError(path, "model.type '\(type)' is not WordPiece") }
+        guard let vocab = model["vocab"] as? [String: Int] else { throw InputError(path, "missing field 'model.vocab'") }
+        let normalizer = json["normalizer"] as? [String: Any] ?? [:]
+        let lowercase = normalizer["lowercase"] as? Bool ?? true
+        let basic = BasicTokenizer(
+            lowercase: lowercase, stripAccents: normalizer["strip_accents"] as? Bool,
+            splitChineseCharacters: normalizer["handle_chinese_chars"] as? Bool ?? true)
+        try self.init(vocabulary: vocab.mapValues { Int32($0) }, basic: basic, source: path)
+    }
+
+    /// WordPiece ids of `text`, without special tokens.
+    public func pieceIds(_ text: String) -> [Int32] {
+        basic.words(text).flatMap(wordPieceIds)
+    }
+
+    /// Greedy longest-match WordPiece of one word; a word with no full cover is `[UNK]`.
+    public func wordPieceIds(_ word: String) -> [Int32] {
+        let characters = Array(word.unicodeScalars)
+        if characters.count > maxCharactersPerWord { return [unknownId] }
+        var ids: [Int32] = []
+        var start = 0
+        while start < characters.count {
+            var end = characters.count
+            var found: Int32?
+            while start < end {
+                var piece = String(String.UnicodeScalarView(characters[start..<end]))
+                if start > 0 { piece = "##" + piece }
+                if let id = vocabulary[piece] { found = id; break }
+                end -= 1
+            }
+            guard let id = found else { return [unknownId] }
+            ids.append(id)
+            start = end
+        }
+        return ids
+    }
+
+    /// `[CLS] text [SEP]`, or `[CLS] text [SEP] pair [SEP]` with token type 1 on the pair's part,
+    /// truncated to `maxLength` tokens by trimming the longer side first (longest-first).
+    public func encode(_ text: String, pair: String? = nil, maxLength: Int = 512) -> Encoding {
+        var first = pieceIds(text)
+        var second = pair.map(pieceIds)
+        let special = second == nil ? 2 : 3
+        let budget = max(maxLength - special, 0)
+        if let b = second, first.count + b.count > budget {
+            // Longest-first as Hugging Face computes it: the shorter side keeps as much as
+            // it can, and when both must shrink they split the budget, the longer side taking the odd one.
+            let swapped = first.count > b.count
+            var (short, long) = swapped ? (b.count, first.count) : (first.count, b.count)
+            long = max(short, budget - short)
+            if short + long > budget { short = budget / 2; long = short + budget % 2 }
+            let (keepFirst, keepSecond) = swapped ? (long, short) : (short, long)
+            first.removeLast(first.count - keepFirst)
+            second = Array(b.prefix(keepSecond))
+        } else if second == nil && first.count > budget {
+            first.removeLast(first.count - budget)
+        }
+        var ids = [classifierId] + first + [separatorId]
+        var types = [Int32](repeating: 0, count: ids.count)
+        if let second {
+            ids += second + [separatorId]
+            types += [Int32](repeating: 1, count: second.count + 1)
+        }
+        return Encoding(inputIds: ids, tokenTypeIds: types)
+    }
+}

@@ -1,0 +1,66 @@
+import ArgumentParser
+import Foundation
+import Kernels
+import Model
+
+struct Encode: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Encode lines of standard input; write one JSON object a line with pooler_output and cls (the [CLS] hidden state).")
+
+    @OptionGroup var model: ModelOptions
+
+    @Option(help: "Sentences per forward pass.")
+    var batchSize = 32
+
+    @Option(help: "Truncate to this many tokens, [CLS] and [SEP] included.")
+    var maxLength = 128
+
+    @Flag(help: "Print throughput to standard error: sentences/s, tokens/s, the encoder's GFLOP/s and this process's cblas_sgemm GFLOP/s on a 2048×384×1536 product.")
+    var report = false
+
+    func run() throws {
+        guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
+        let pretrained = try PretrainedModel(folder: model.folder)
+        let encoder = BertEncoder(weights: pretrained.weights)
+        var texts: [String] = []
+        while let line = readLine() { texts.append(line) }
+        let encodings = texts.map { pretrained.tokenizer.encode($0, maxLength: maxLength) }
+
+        // Batches of similar length waste little on padding; outputs go back in input order.
+        let order = encodings.indices.sorted { encodings[$0].inputIds.count < encodings[$1].inputIds.count }
+        var lines = [String](repeating: "", count: texts.count)
+        var flops = 0.0, tokens = 0
+        let clock = ContinuousClock()
+        let start = clock.now
+        for chunk in stride(from: 0, to: order.count, by: batchSize) {
+            let members = Array(order[chunk..<min(chunk + batchSize, order.count)])
+            let batch = TokenBatch(encodings: members.map { encodings[$0] }, paddingId: pretrained.tokenizer.paddingId)
+            let output = encoder.forward(batch)
+            flops += forwardFLOPs(pretrained.config, batch: batch.batch, length: batch.length)
+            tokens += batch.tokenCount
+            for (b, index) in members.enumerated() {
+                lines[index] = "{\"pooler_output\":\(jsonArray(output.pooledOutput(b))),\"cls\":\(jsonArray(output.hidden(b, 0)))}"
+            }
+        }
+        let seconds = (clock.now - start).seconds
+        for line in lines { print(line) }
+        if report {
+            let peak = measureSgemmGFLOPS(m: 2048, n: 1536, k: 384)
+            let achieved = flops / seconds / 1e9
+            let message = String(
+                format: "encoded %d sentences (%d tokens) in %.2f s: %.1f sentences/s, %.0f tokens/s; encoder %.1f GFLOP/s, cblas_sgemm 2048x384x1536 %.1f GFLOP/s (%.0f%% of it)\n",
+                texts.count, tokens, seconds, Double(texts.count) / seconds, Double(tokens) / seconds,
+                achieved, peak, 100 * achieved / peak)
+            FileHandle.standardError.write(message.data(using: .utf8)!)
+        }
+    }
+}
+
+/// Floating-point operations of one encoder forward pass, counted from the shapes
+/// (matrix products only: 2 per multiply-add), padding included since it is computed.
+func forwardFLOPs(_ config: BertConfig, batch: Int, length: Int) -> Double {
+    let (rows, c, f) = (Double(batch * length), Double(config.hiddenSize), Double(config.intermediateSize))
+    let projections = 2 * rows * c * (4 * c + 2 * f)          // q, k, v, output; FF in and out
+    let attention = 2 * 2 * Double(batch) * Double(length * length) * c  // scores and weighted sum
+    return Double(config.layers) * (projections + attention) + 2 * Double(batch) * c * c
+}

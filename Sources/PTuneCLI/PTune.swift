@@ -1,0 +1,18 @@
+import ArgumentParser
+import Model
+
+@main
+struct PTune: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ptune",
+        abstract: "Distributed multi-task parameter-efficient fine-tuning of BERT-family encoders.",
+        subcommands: [Tokenize.self, Encode.self])
+}
+
+/// Options every command that loads a model shares.
+struct ModelOptions: ParsableArguments {
+    @Option(help: "Hugging Face checkpoint folder (config.json, model.safetensors, tokenizer.json or vocab.txt). Default: the folder scripts/fetch-model.sh fills.")
+    var model: String?
+
+    var folder: String { model ?? PretrainedModel.defaultFolder }
+}
