@@ -26,8 +26,9 @@ struct Encode: ParsableCommand {
         while let line = readLine() { texts.append(line) }
         let encodings = texts.map { pretrained.tokenizer.encode($0, maxLength: maxLength) }
 
-        // Batches of similar length waste little on padding; outputs go back in input order.
-        let order = encodings.indices.sorted { encodings[$0].inputIds.count < encodings[$1].inputIds.count }
+        // Batches of similar length waste little on padding; longest first, so the encoder's
+        // buffers are planned once for the largest batch. Outputs go back in input order.
+        let order = encodings.indices.sorted { encodings[$0].inputIds.count > encodings[$1].inputIds.count }
         var lines = [String](repeating: "", count: texts.count)
         var flops = 0.0, tokens = 0
         let clock = ContinuousClock()
