@@ -1,9 +1,23 @@
 import Kernels
 
+/// Sizes of one encoder pass: B sequences of T positions (real tokens plus any
+/// input-level prompt tokens), attending over S = T + key/value prompt positions.
+struct PassShape: Equatable {
+    let batch: Int, length: Int, keys: Int
+    var rows: Int { batch * length }
+    var keyRows: Int { batch * keys }
+
+    /// Whether buffers planned for `self` hold a pass of `shape`.
+    func holds(_ shape: PassShape) -> Bool {
+        shape.batch <= batch && shape.length <= length && shape.keys <= keys
+    }
+}
+
 /// What one transformer layer's forward pass keeps for its backward pass.
 /// Every buffer is sized for the workspace's capacity; a batch uses a prefix.
 final class LayerActivations {
-    let q, k, v: Tensor               // (B, T, C)
+    let q, k, v: Tensor               // (B, T, C) projections of the tokens
+    let keys, values: Tensor          // (B, S, C) key/value prompts then the tokens' k, v (only with prompts)
     let probs, dropped: Tensor        // (B, H, T, S)
     let context: Tensor               // (B, T, C) attention output, heads concatenated
     let attentionResidual: Tensor     // (B, T, C) input of the attention LayerNorm
@@ -15,8 +29,10 @@ final class LayerActivations {
     let outputMean, outputRstd: Tensor        // (B, T)
     let output: Tensor                // (B, T, C) the layer's output
 
-    init(rows: Int, probabilities: Int, channels c: Int, intermediate f: Int, dropout: Bool) {
+    init(rows: Int, keyRows: Int, withPrompts: Bool, probabilities: Int, channels c: Int, intermediate f: Int,
+         dropout: Bool) {
         q = Tensor(shape: [rows, c]); k = Tensor(shape: [rows, c]); v = Tensor(shape: [rows, c])
+        keys = Tensor(shape: [withPrompts ? keyRows : 0, c]); values = Tensor(shape: [withPrompts ? keyRows : 0, c])
         probs = Tensor(shape: [probabilities])
         dropped = Tensor(shape: [dropout ? probabilities : 0])
         context = Tensor(shape: [rows, c])
@@ -30,39 +46,69 @@ final class LayerActivations {
     }
 }
 
-/// The encoder's forward-pass buffers, planned once for a number of token rows
-/// and reused for every batch that fits, so no step allocates.
+/// The encoder's forward-pass buffers, planned once for a pass shape and reused
+/// for every batch that fits, so no step allocates.
 final class BertActivations {
-    let rows: Int, probabilities: Int, withDropout: Bool
-    let embeddingSum: Tensor              // (B, T, C) word + position + token type
+    let capacity: PassShape
+    let probabilities: Int, withDropout: Bool, withPrompts: Bool
+    let embeddingSum: Tensor              // (B, T, C) word (or prompt) + position + token type
     let embeddingMean, embeddingRstd: Tensor  // (B, T)
     let embedded: Tensor                  // (B, T, C) after LayerNorm (and dropout)
-    var positionIds: [Int32]              // (B, T)
+    var inputIds, positionIds, tokenTypeIds: [Int32]  // (B, T)
+    var keyMask: [Float]                  // (B, S)
     let layers: [LayerActivations]
     let classifierTokens: Tensor          // (B, C) hidden state at position 0
     let pooled: Tensor                    // (B, C) tanh(dense(classifierTokens))
 
-    init(config: BertConfig, batch: Int, length: Int, withDropout: Bool) {
-        rows = batch * length
-        probabilities = batch * config.heads * length * length
+    init(config: BertConfig, shape: PassShape, withDropout: Bool, withPrompts: Bool) {
+        capacity = shape
+        probabilities = shape.batch * config.heads * shape.length * shape.keys
         self.withDropout = withDropout
-        let c = config.hiddenSize
+        self.withPrompts = withPrompts
+        let (rows, c) = (shape.rows, config.hiddenSize)
         embeddingSum = Tensor(shape: [rows, c])
         embeddingMean = Tensor(shape: [rows]); embeddingRstd = Tensor(shape: [rows])
         embedded = Tensor(shape: [rows, c])
+        inputIds = Array(repeating: 0, count: rows)
         positionIds = Array(repeating: 0, count: rows)
-        layers = (0..<config.layers).map { [rows, probabilities] _ in
-            LayerActivations(rows: rows, probabilities: probabilities,
+        tokenTypeIds = Array(repeating: 0, count: rows)
+        keyMask = Array(repeating: 0, count: shape.keyRows)
+        layers = (0..<config.layers).map { [probabilities] _ in
+            LayerActivations(rows: rows, keyRows: shape.keyRows, withPrompts: withPrompts, probabilities: probabilities,
                              channels: c, intermediate: config.intermediateSize, dropout: withDropout)
         }
-        // A batch of these rows may hold as many sequences as rows.
-        classifierTokens = Tensor(shape: [rows, c])
-        pooled = Tensor(shape: [rows, c])
+        classifierTokens = Tensor(shape: [shape.batch, c])
+        pooled = Tensor(shape: [shape.batch, c])
     }
 
-    /// Whether a batch of this size fits these buffers.
-    func fits(batch: Int, length: Int, heads: Int, withDropout: Bool) -> Bool {
-        batch * length <= rows && batch * heads * length * length <= probabilities
-            && (!withDropout || self.withDropout)
+    /// Whether a pass of this shape fits these buffers.
+    func fits(_ shape: PassShape, withDropout: Bool, withPrompts: Bool) -> Bool {
+        capacity.holds(shape) && (!withDropout || self.withDropout) && (!withPrompts || self.withPrompts)
+    }
+}
+
+/// Gradient buffers of the backward pass, planned like the activations.
+final class BertGradientBuffers {
+    let capacity: PassShape
+    let hidden, hiddenBelow: Tensor       // (B, T, C) gradient of a layer's output and of its input
+    let residual, normed, branch: Tensor  // (B, T, C)
+    let context, q: Tensor                // (B, T, C)
+    let k, v: Tensor                      // (B, T, C) gradients of the tokens' k, v projections
+    let keys, values: Tensor              // (B, S, C) gradients of the attended keys and values
+    let activated, intermediate: Tensor   // (B, T, F)
+    let attentionScratch: Tensor          // 2 · T · S
+    let classifierTokens, pooled: Tensor  // (B, C)
+
+    init(config: BertConfig, shape: PassShape) {
+        capacity = shape
+        let (rows, c, f) = (shape.rows, config.hiddenSize, config.intermediateSize)
+        hidden = Tensor(shape: [rows, c]); hiddenBelow = Tensor(shape: [rows, c])
+        residual = Tensor(shape: [rows, c]); normed = Tensor(shape: [rows, c]); branch = Tensor(shape: [rows, c])
+        context = Tensor(shape: [rows, c]); q = Tensor(shape: [rows, c])
+        k = Tensor(shape: [rows, c]); v = Tensor(shape: [rows, c])
+        keys = Tensor(shape: [shape.keyRows, c]); values = Tensor(shape: [shape.keyRows, c])
+        activated = Tensor(shape: [rows, f]); intermediate = Tensor(shape: [rows, f])
+        attentionScratch = Tensor(shape: [2 * shape.length * shape.keys])
+        classifierTokens = Tensor(shape: [shape.batch, c]); pooled = Tensor(shape: [shape.batch, c])
     }
 }

@@ -2,113 +2,325 @@ import Kernels
 
 /// The BERT encoder: embeddings (word + position + token type, LayerNorm), N post-LayerNorm
 /// transformer layers (self-attention, then GELU feed-forward) and the pooler, as
-/// Hugging Face's `BertModel` computes them.
+/// Hugging Face's `BertModel` computes them, with the prompts and low-rank updates
+/// that tuning methods attach, and a backward pass that computes gradients only for
+/// what trains and stops at the lowest layer that has anything trainable.
 public final class BertEncoder {
     public let weights: BertWeights
     public var config: BertConfig { weights.config }
     private var activations: BertActivations?
+    private var gradients: BertGradientBuffers?
+    /// The last forward pass, which backward differentiates.
+    private var pass: (shape: PassShape, prompts: Prompts, dropoutSeed: UInt64?)?
 
     public init(weights: BertWeights) {
         self.weights = weights
     }
 
+    // MARK: Forward
+
     /// Runs the encoder over `batch`. With a `dropoutSeed` it trains: dropout as the
     /// config sets it, drawn from that seed; without one it evaluates (no dropout).
     /// The returned view is valid until the next call.
     @discardableResult
-    public func forward(_ batch: TokenBatch, dropoutSeed: UInt64? = nil) -> EncoderOutput {
-        let (B, T, C) = (batch.batch, batch.length, config.hiddenSize)
-        let training = dropoutSeed != nil
-        precondition(T <= config.maxPositions, "sequence length \(T) exceeds \(config.maxPositions) positions")
-        if !(activations?.fits(batch: B, length: T, heads: config.heads, withDropout: training) ?? false) {
-            activations = BertActivations(config: config, batch: B, length: T, withDropout: training)
-        }
-        let acts = activations!
+    public func forward(_ batch: TokenBatch, prompts: Prompts = .none, dropoutSeed: UInt64? = nil) -> EncoderOutput {
+        let C = config.hiddenSize
+        let (inputP, kvP) = (prompts.inputLength, prompts.keyValueLength)
+        let shape = PassShape(batch: batch.batch, length: batch.length + inputP, keys: batch.length + inputP + kvP)
+        let (B, T, S) = (shape.batch, shape.length, shape.keys)
+        let positionStart = kvP > 0 ? prompts.positionOffset : 0
+        precondition(positionStart + T <= config.maxPositions,
+                     "\(positionStart + T) positions exceed the model's \(config.maxPositions)")
+        let acts = plan(shape, withDropout: dropoutSeed != nil, withPrompts: kvP > 0)
+        pass = (shape, prompts, dropoutSeed)
         let rows = B * T
-        let seed = dropoutSeed ?? 0
-        func dropout(_ rate: Float, site: UInt64) -> Dropout? {
-            training && rate > 0 ? Dropout(rate: rate, seed: seed).derived(site) : nil
+
+        // Ids (B, T) of every position, prompt positions first, and the key mask (B, S).
+        for b in 0..<B {
+            for t in 0..<T {
+                let i = b * T + t, token = t - inputP
+                acts.inputIds[i] = token >= 0 ? batch.inputIds[b * batch.length + token] : 0
+                acts.tokenTypeIds[i] = token >= 0 ? batch.tokenTypeIds[b * batch.length + token] : 0
+                acts.positionIds[i] = Int32(positionStart + t)
+            }
+            for s in 0..<S {
+                let token = s - kvP - inputP
+                acts.keyMask[b * S + s] = token >= 0 ? batch.attentionMask[b * batch.length + token] : 1
+            }
         }
 
-        // Embeddings: (B, T, C) = word[ids] + position[t] + type[types], LayerNorm, dropout.
-        for i in 0..<rows { acts.positionIds[i] = Int32(i % T) }
-        batch.inputIds.withUnsafeBufferPointer { ids in
-            embeddingForward(out: acts.embeddingSum.data, ids: ids.baseAddress!, table: weights.wordEmbeddings.data,
-                             count: rows, channels: C)
+        // Embeddings: (B, T, C) = word[ids] (or the prompt) + position + token type, LayerNorm, dropout.
+        let sum = acts.embeddingSum.data
+        acts.inputIds.withUnsafeBufferPointer { ids in
+            embeddingForward(out: sum, ids: ids.baseAddress!, table: weights.wordEmbeddings.value.data, count: rows, channels: C)
+        }
+        if let input = prompts.inputEmbeddings {
+            for b in 0..<B { (sum + b * T * C).update(from: input.value.data, count: inputP * C) }
         }
         acts.positionIds.withUnsafeBufferPointer { ids in
-            embeddingForward(out: acts.embeddingSum.data, ids: ids.baseAddress!, table: weights.positionEmbeddings.data,
+            embeddingForward(out: sum, ids: ids.baseAddress!, table: weights.positionEmbeddings.value.data,
                              count: rows, channels: C, accumulate: true)
         }
-        batch.tokenTypeIds.withUnsafeBufferPointer { ids in
-            embeddingForward(out: acts.embeddingSum.data, ids: ids.baseAddress!, table: weights.tokenTypeEmbeddings.data,
+        acts.tokenTypeIds.withUnsafeBufferPointer { ids in
+            embeddingForward(out: sum, ids: ids.baseAddress!, table: weights.tokenTypeEmbeddings.value.data,
                              count: rows, channels: C, accumulate: true)
         }
-        layerNormForward(out: acts.embedded.data, mean: acts.embeddingMean.data, rstd: acts.embeddingRstd.data,
-                         inp: acts.embeddingSum.data, weight: weights.embeddingNorm.weight.data,
-                         bias: weights.embeddingNorm.bias.data, rows: rows, channels: C, eps: config.layerNormEps)
+        weights.embeddingNorm.forward(out: acts.embedded.data, mean: acts.embeddingMean.data,
+                                      rstd: acts.embeddingRstd.data, inp: sum, rows: rows)
         if let d = dropout(config.hiddenDropout, site: 0) {
             dropoutForward(out: acts.embedded.data, inp: acts.embedded.data, count: rows * C, dropout: d)
         }
 
         var input = UnsafePointer(acts.embedded.data)
-        batch.attentionMask.withUnsafeBufferPointer { mask in
-            for (index, layer) in weights.layers.enumerated() {
-                let site = UInt64(index + 1) * 8
-                layerForward(layer, acts.layers[index], input: input, keyMask: mask.baseAddress!, batch: B, length: T,
-                             attentionDropout: dropout(config.attentionDropout, site: site),
-                             attentionOutputDropout: dropout(config.hiddenDropout, site: site + 1),
-                             outputDropout: dropout(config.hiddenDropout, site: site + 2))
-                input = UnsafePointer(acts.layers[index].output.data)
-            }
+        for (index, layer) in weights.layers.enumerated() {
+            layerForward(index, layer, acts.layers[index], input: input, shape: shape, keyMask: acts.keyMask)
+            input = UnsafePointer(acts.layers[index].output.data)
         }
 
         // Pooler: tanh(dense(hidden state at position 0)).
         for b in 0..<B { (acts.classifierTokens.data + b * C).update(from: input + b * T * C, count: C) }
-        linearForward(out: acts.pooled.data, inp: acts.classifierTokens.data, weight: weights.pooler.weight.data,
-                      bias: weights.pooler.bias.data, rows: B, inFeatures: C, outFeatures: C)
+        weights.pooler.forward(out: acts.pooled.data, inp: acts.classifierTokens.data, rows: B, dropoutSeed: seed(1))
         tanhForward(out: acts.pooled.data, inp: acts.pooled.data, count: B * C)
-        return EncoderOutput(batch: B, length: T, channels: C, lastHiddenState: input, pooled: acts.pooled.data, buffers: acts)
+        return EncoderOutput(batch: B, length: T, channels: C, promptPositions: inputP,
+                             lastHiddenState: input, pooled: acts.pooled.data, buffers: acts)
     }
 
-    private func layerForward(
-        _ w: BertLayerWeights, _ a: LayerActivations, input: UnsafePointer<Float>, keyMask: UnsafePointer<Float>,
-        batch B: Int, length T: Int,
-        attentionDropout: Dropout?, attentionOutputDropout: Dropout?, outputDropout: Dropout?
-    ) {
+    private func layerForward(_ index: Int, _ w: BertLayerWeights, _ a: LayerActivations, input: UnsafePointer<Float>,
+                              shape: PassShape, keyMask: [Float]) {
+        let (B, T, S) = (shape.batch, shape.length, shape.keys)
         let (C, F, rows) = (config.hiddenSize, config.intermediateSize, B * T)
-        // Self-attention: q, k, v (B, T, C) → context (B, T, C).
-        for (projection, out) in [(w.query, a.q), (w.key, a.k), (w.value, a.v)] {
-            linearForward(out: out.data, inp: input, weight: projection.weight.data, bias: projection.bias.data,
-                          rows: rows, inFeatures: C, outFeatures: C)
+        let site = UInt64(index + 1) * 16
+        // Self-attention: q, k, v (B, T, C); keys and values (B, S, C) with any prompts in front.
+        w.query.forward(out: a.q.data, inp: input, rows: rows, dropoutSeed: seed(site + 3))
+        w.key.forward(out: a.k.data, inp: input, rows: rows, dropoutSeed: seed(site + 4))
+        w.value.forward(out: a.v.data, inp: input, rows: rows, dropoutSeed: seed(site + 5))
+        let (keys, values) = attendedKeysAndValues(index, a, shape: shape)
+        let attention = AttentionShape(batch: B, queries: T, keys: S, channels: C, heads: config.heads)
+        let attentionDropout = dropout(config.attentionDropout, site: site)
+        keyMask.withUnsafeBufferPointer { mask in
+            attentionForward(out: a.context.data, probs: a.probs.data, dropped: attentionDropout == nil ? nil : a.dropped.data,
+                             q: a.q.data, k: keys, v: values, keyMask: mask.baseAddress!, shape: attention,
+                             dropout: attentionDropout)
         }
-        let shape = AttentionShape(batch: B, queries: T, keys: T, channels: C, heads: config.heads)
-        attentionForward(out: a.context.data, probs: a.probs.data,
-                         dropped: attentionDropout == nil ? nil : a.dropped.data,
-                         q: a.q.data, k: a.k.data, v: a.v.data, keyMask: keyMask, shape: shape, dropout: attentionDropout)
         // Output projection, dropout, residual, LayerNorm.
-        linearForward(out: a.attentionResidual.data, inp: a.context.data, weight: w.attentionOutput.weight.data,
-                      bias: w.attentionOutput.bias.data, rows: rows, inFeatures: C, outFeatures: C)
-        if let d = attentionOutputDropout {
+        w.attentionOutput.forward(out: a.attentionResidual.data, inp: a.context.data, rows: rows,
+                                  dropoutSeed: seed(site + 6))
+        if let d = dropout(config.hiddenDropout, site: site + 1) {
             dropoutForward(out: a.attentionResidual.data, inp: a.attentionResidual.data, count: rows * C, dropout: d)
         }
         accumulate(into: a.attentionResidual.data, input, count: rows * C)
-        layerNormForward(out: a.attentionNormed.data, mean: a.attentionMean.data, rstd: a.attentionRstd.data,
-                         inp: a.attentionResidual.data, weight: w.attentionNorm.weight.data,
-                         bias: w.attentionNorm.bias.data, rows: rows, channels: C, eps: config.layerNormEps)
+        w.attentionNorm.forward(out: a.attentionNormed.data, mean: a.attentionMean.data, rstd: a.attentionRstd.data,
+                                inp: a.attentionResidual.data, rows: rows)
         // Feed-forward: (B, T, C) → GELU (B, T, F) → (B, T, C), dropout, residual, LayerNorm.
-        linearForward(out: a.intermediate.data, inp: a.attentionNormed.data, weight: w.intermediate.weight.data,
-                      bias: w.intermediate.bias.data, rows: rows, inFeatures: C, outFeatures: F)
+        w.intermediate.forward(out: a.intermediate.data, inp: a.attentionNormed.data, rows: rows,
+                               dropoutSeed: seed(site + 7))
         geluForward(out: a.activated.data, inp: a.intermediate.data, count: rows * F)
-        linearForward(out: a.outputResidual.data, inp: a.activated.data, weight: w.output.weight.data,
-                      bias: w.output.bias.data, rows: rows, inFeatures: F, outFeatures: C)
-        if let d = outputDropout {
+        w.output.forward(out: a.outputResidual.data, inp: a.activated.data, rows: rows,
+                         dropoutSeed: seed(site + 8))
+        if let d = dropout(config.hiddenDropout, site: site + 2) {
             dropoutForward(out: a.outputResidual.data, inp: a.outputResidual.data, count: rows * C, dropout: d)
         }
         accumulate(into: a.outputResidual.data, a.attentionNormed.data, count: rows * C)
-        layerNormForward(out: a.output.data, mean: a.outputMean.data, rstd: a.outputRstd.data,
-                         inp: a.outputResidual.data, weight: w.outputNorm.weight.data,
-                         bias: w.outputNorm.bias.data, rows: rows, channels: C, eps: config.layerNormEps)
+        w.outputNorm.forward(out: a.output.data, mean: a.outputMean.data, rstd: a.outputRstd.data,
+                             inp: a.outputResidual.data, rows: rows)
+    }
+
+    /// The keys and values layer `index` attends over: the tokens' own k and v, or,
+    /// with deep prompts, (B, S, C) buffers holding that layer's prompt vectors then the tokens'.
+    private func attendedKeysAndValues(
+        _ index: Int, _ a: LayerActivations, shape: PassShape
+    ) -> (UnsafePointer<Float>, UnsafePointer<Float>) {
+        guard let prompt = pass?.prompts.keyValues else { return (UnsafePointer(a.k.data), UnsafePointer(a.v.data)) }
+        let (C, P, T, S) = (config.hiddenSize, prompt.shape[0], shape.length, shape.keys)
+        let stride = prompt.shape[1]
+        for (tokens, attended, column) in [(a.k, a.keys, 2 * index * C), (a.v, a.values, (2 * index + 1) * C)] {
+            for b in 0..<shape.batch {
+                let base = attended.data + b * S * C
+                for p in 0..<P { (base + p * C).update(from: prompt.value.data + p * stride + column, count: C) }
+                (base + P * C).update(from: tokens.data + b * T * C, count: T * C)
+            }
+        }
+        return (UnsafePointer(a.keys.data), UnsafePointer(a.values.data))
+    }
+
+    // MARK: Backward
+
+    /// Differentiates the last forward pass given the loss's gradients with respect to
+    /// its outputs, (B, T, C) last hidden state and (B, C) pooled output (either may be nil),
+    /// accumulating into every trainable parameter's gradient and into the prompts' gradients.
+    public func backward(dLastHiddenState: UnsafePointer<Float>?, dPooled: UnsafePointer<Float>?) {
+        guard let pass, let acts = activations else { preconditionFailure("backward before forward") }
+        let (shape, prompts) = (pass.shape, pass.prompts)
+        let (B, T, C) = (shape.batch, shape.length, config.hiddenSize)
+        let rows = B * T
+        if !(gradients.map { $0.capacity.holds(shape) } ?? false) {
+            gradients = BertGradientBuffers(config: config, shape: acts.capacity)
+        }
+        let g = gradients!
+        let lowest = lowestLayerNeedingGradient(prompts)
+        guard lowest <= config.layers else { return }   // nothing trains inside the encoder
+
+        // Gradient of the last layer's output: the given one plus the pooler's share at position 0.
+        let dHidden = g.hidden.data
+        if let dLastHiddenState { dHidden.update(from: dLastHiddenState, count: rows * C) } else { g.hidden.zero() }
+        if let dPooled {
+            g.pooled.data.update(from: dPooled, count: B * C)
+            // Through tanh, in place: dpre = dpooled · (1 − pooled²).
+            for i in 0..<(B * C) { g.pooled.data[i] *= 1 - acts.pooled.data[i] * acts.pooled.data[i] }
+            g.classifierTokens.zero()
+            weights.pooler.backward(dinp: g.classifierTokens.data, dout: g.pooled.data, inp: acts.classifierTokens.data,
+                                    rows: B, dropoutSeed: seed(1))
+            for b in 0..<B { accumulate(into: dHidden + b * T * C, g.classifierTokens.data + b * C, count: C) }
+        }
+
+        var dOutput = g.hidden, dInput = g.hiddenBelow
+        for index in stride(from: config.layers - 1, through: max(lowest, 0), by: -1) {
+            let input = index == 0 ? UnsafePointer(acts.embedded.data) : UnsafePointer(acts.layers[index - 1].output.data)
+            layerBackward(index, weights.layers[index], acts.layers[index], g, dOutput: dOutput.data,
+                          dInput: index > lowest ? dInput.data : nil, input: input, shape: shape)
+            swap(&dOutput, &dInput)
+        }
+        guard lowest < 0 else { return }
+        embeddingsBackward(dEmbedded: dOutput.data, acts, g, shape: shape)
+    }
+
+    /// The lowest layer whose backward must run: 0…layers−1, −1 when the embeddings
+    /// (or input prompts) need a gradient, `layers + 1` when nothing in the encoder trains.
+    private func lowestLayerNeedingGradient(_ prompts: Prompts) -> Int {
+        if weights.embeddingsTrain || prompts.inputEmbeddings != nil { return -1 }
+        if prompts.keyValues != nil { return 0 }
+        if let index = weights.layers.firstIndex(where: { $0.attentionBlockTrains || $0.feedForwardBlockTrains }) {
+            return index
+        }
+        return weights.pooler.hasTrainable ? config.layers : config.layers + 1
+    }
+
+    private func layerBackward(
+        _ index: Int, _ w: BertLayerWeights, _ a: LayerActivations, _ g: BertGradientBuffers,
+        dOutput: UnsafeMutablePointer<Float>, dInput: UnsafeMutablePointer<Float>?, input: UnsafePointer<Float>,
+        shape: PassShape
+    ) {
+        let (B, T, S) = (shape.batch, shape.length, shape.keys)
+        let (C, F, rows) = (config.hiddenSize, config.intermediateSize, B * T)
+        let site = UInt64(index + 1) * 16
+        let prompt = pass?.prompts.keyValues
+        // Below the feed-forward block, gradient is needed only if the attention block, a prompt
+        // or a lower layer wants it.
+        let attentionNeeded = dInput != nil || w.attentionBlockTrains || prompt != nil
+
+        // Output LayerNorm → residual branch and dropout → FF out → GELU → FF in.
+        g.residual.zero()
+        w.outputNorm.backward(dinp: g.residual.data, dout: dOutput, inp: a.outputResidual.data,
+                              mean: a.outputMean.data, rstd: a.outputRstd.data, rows: rows)
+        g.normed.copy(from: g.residual)   // the residual path to the attention block's output
+        let dBranch = throughDropout(g.residual.data, into: g.branch, count: rows * C,
+                                     dropout(config.hiddenDropout, site: site + 2))
+        g.activated.zero()
+        w.output.backward(dinp: g.activated.data, dout: dBranch, inp: a.activated.data, rows: rows,
+                          dropoutSeed: seed(site + 8))
+        g.intermediate.zero()
+        geluBackward(dinp: g.intermediate.data, dout: g.activated.data, inp: a.intermediate.data, count: rows * F)
+        w.intermediate.backward(dinp: attentionNeeded ? g.normed.data : nil, dout: g.intermediate.data,
+                                inp: a.attentionNormed.data, rows: rows, dropoutSeed: seed(site + 7))
+        guard attentionNeeded else { return }
+
+        // Attention LayerNorm → residual (to the layer input) and dropout → output projection.
+        g.residual.zero()
+        w.attentionNorm.backward(dinp: g.residual.data, dout: g.normed.data, inp: a.attentionResidual.data,
+                                 mean: a.attentionMean.data, rstd: a.attentionRstd.data, rows: rows)
+        if let dInput { dInput.update(from: g.residual.data, count: rows * C) }
+        let dAttentionOut = throughDropout(g.residual.data, into: g.branch, count: rows * C,
+                                           dropout(config.hiddenDropout, site: site + 1))
+        g.context.zero()
+        w.attentionOutput.backward(dinp: g.context.data, dout: dAttentionOut, inp: a.context.data, rows: rows,
+                                   dropoutSeed: seed(site + 6))
+
+        // Attention → q and the attended keys and values; prompt rows go to the prompt's gradient.
+        let attention = AttentionShape(batch: B, queries: T, keys: S, channels: C, heads: config.heads)
+        let attentionDropout = dropout(config.attentionDropout, site: site)
+        let dKeys = prompt == nil ? g.k : g.keys, dValues = prompt == nil ? g.v : g.values
+        g.q.zero(); dKeys.zero(); dValues.zero()
+        let keys = prompt == nil ? a.k.data : a.keys.data, values = prompt == nil ? a.v.data : a.values.data
+        attentionBackward(dq: g.q.data, dk: dKeys.data, dv: dValues.data, dout: g.context.data, probs: a.probs.data,
+                          dropped: attentionDropout == nil ? nil : a.dropped.data, q: a.q.data, k: keys, v: values,
+                          scratch: g.attentionScratch.data, shape: attention, dropout: attentionDropout)
+        if let prompt {
+            let P = prompt.shape[0], stride = prompt.shape[1]
+            for (attended, tokens, column) in [(g.keys, g.k, 2 * index * C), (g.values, g.v, (2 * index + 1) * C)] {
+                for b in 0..<B {
+                    let base = attended.data + b * S * C
+                    if let dPrompt = prompt.gradient {
+                        for p in 0..<P { accumulate(into: dPrompt.data + p * stride + column, base + p * C, count: C) }
+                    }
+                    (tokens.data + b * T * C).update(from: base + P * C, count: T * C)
+                }
+            }
+        }
+        w.query.backward(dinp: dInput, dout: g.q.data, inp: input, rows: rows, dropoutSeed: seed(site + 3))
+        w.key.backward(dinp: dInput, dout: g.k.data, inp: input, rows: rows, dropoutSeed: seed(site + 4))
+        w.value.backward(dinp: dInput, dout: g.v.data, inp: input, rows: rows, dropoutSeed: seed(site + 5))
+    }
+
+    private func embeddingsBackward(dEmbedded: UnsafeMutablePointer<Float>, _ acts: BertActivations,
+                                    _ g: BertGradientBuffers, shape: PassShape) {
+        let (B, T, C) = (shape.batch, shape.length, config.hiddenSize)
+        let rows = B * T
+        let dNormed = throughDropout(dEmbedded, into: g.branch, count: rows * C, dropout(config.hiddenDropout, site: 0))
+        g.residual.zero()
+        weights.embeddingNorm.backward(dinp: g.residual.data, dout: dNormed, inp: acts.embeddingSum.data,
+                                       mean: acts.embeddingMean.data, rstd: acts.embeddingRstd.data, rows: rows)
+        let dSum = g.residual.data
+        for (table, ids) in [(weights.wordEmbeddings, acts.inputIds), (weights.positionEmbeddings, acts.positionIds),
+                             (weights.tokenTypeEmbeddings, acts.tokenTypeIds)] {
+            guard let dTable = table.gradient else { continue }
+            let inputP = pass?.prompts.inputLength ?? 0
+            ids.withUnsafeBufferPointer { ids in
+                for b in 0..<B {
+                    // Prompt positions read no word embedding, so they add none to its gradient.
+                    let skip = table === weights.wordEmbeddings ? inputP : 0
+                    embeddingBackward(dtable: dTable.data, dout: dSum + (b * T + skip) * C,
+                                      ids: ids.baseAddress! + b * T + skip, count: T - skip, channels: C)
+                }
+            }
+        }
+        if let input = pass?.prompts.inputEmbeddings, let dInput = input.gradient {
+            let P = input.shape[0]
+            for b in 0..<B { accumulate(into: dInput.data, dSum + b * T * C, count: P * C) }
+        }
+    }
+
+    // MARK: Helpers
+
+    /// Buffers for a pass of `shape`, grown (never shrunk) when it does not fit.
+    private func plan(_ shape: PassShape, withDropout: Bool, withPrompts: Bool) -> BertActivations {
+        if let acts = activations, acts.fits(shape, withDropout: withDropout, withPrompts: withPrompts) { return acts }
+        let old = activations?.capacity ?? shape
+        let grown = PassShape(batch: max(old.batch, shape.batch), length: max(old.length, shape.length),
+                              keys: max(old.keys, shape.keys))
+        activations = BertActivations(config: config, shape: grown, withDropout: withDropout || activations?.withDropout == true,
+                                      withPrompts: withPrompts || activations?.withPrompts == true)
+        return activations!
+    }
+
+    /// The seed of one site in the current training pass (nil when evaluating), for dropouts whose
+    /// rate the site's owner knows, such as a low-rank update's.
+    private func seed(_ site: UInt64) -> UInt64? {
+        pass?.dropoutSeed.map { Dropout(rate: 0, seed: $0).derived(site ^ 0x4C6F_5241).seed }
+    }
+
+    /// The dropout of one site in the current training pass, or nil when evaluating or the rate is 0.
+    private func dropout(_ rate: Float, site: UInt64) -> Dropout? {
+        guard let seed = pass?.dropoutSeed, rate > 0 else { return nil }
+        return Dropout(rate: rate, seed: seed).derived(site)
+    }
+
+    /// The gradient before a dropout: `gradient` itself without one, else masked and scaled into `scratch`.
+    private func throughDropout(_ gradient: UnsafeMutablePointer<Float>, into scratch: Tensor, count: Int,
+                                _ dropout: Dropout?) -> UnsafeMutablePointer<Float> {
+        guard let dropout else { return gradient }
+        scratch.zero()
+        dropoutBackward(dinp: scratch.data, dout: gradient, count: count, dropout: dropout)
+        return scratch.data
     }
 }
 
@@ -116,17 +328,20 @@ public final class BertEncoder {
 /// (which reuses the buffers); it keeps them alive, so it never dangles.
 public struct EncoderOutput {
     public let batch: Int, length: Int, channels: Int
-    let buffers: AnyObject
-    /// (B, T, C) the last layer's hidden states.
+    /// Leading positions of each sequence that are input-level prompt tokens (P-tuning v1).
+    public let promptPositions: Int
+    /// (B, T, C) the last layer's hidden states, prompt positions included.
     public let lastHiddenState: UnsafePointer<Float>
     /// (B, C) the pooler's output.
     public let pooled: UnsafePointer<Float>
+    let buffers: AnyObject
 
-    init(batch: Int, length: Int, channels: Int, lastHiddenState: UnsafePointer<Float>, pooled: UnsafePointer<Float>,
-         buffers: AnyObject) {
+    init(batch: Int, length: Int, channels: Int, promptPositions: Int, lastHiddenState: UnsafePointer<Float>,
+         pooled: UnsafePointer<Float>, buffers: AnyObject) {
         self.batch = batch
         self.length = length
         self.channels = channels
+        self.promptPositions = promptPositions
         self.lastHiddenState = lastHiddenState
         self.pooled = pooled
         self.buffers = buffers

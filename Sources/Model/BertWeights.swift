@@ -3,22 +3,38 @@ import Kernels
 
 /// One transformer layer's weights, named as in Hugging Face's `BertLayer`.
 public struct BertLayerWeights {
-    public let query, key, value, attentionOutput: LinearWeights
-    public let attentionNorm: LayerNormWeights
-    public let intermediate, output: LinearWeights
-    public let outputNorm: LayerNormWeights
+    public let query, key, value, attentionOutput: Linear
+    public let attentionNorm: LayerNorm
+    public let intermediate, output: Linear
+    public let outputNorm: LayerNorm
 
     init(index: Int, config: BertConfig, in parameters: inout Parameters) {
         let p = "encoder.layer.\(index)"
-        let (c, f) = (config.hiddenSize, config.intermediateSize)
-        query = LinearWeights("\(p).attention.self.query", inFeatures: c, outFeatures: c, in: &parameters)
-        key = LinearWeights("\(p).attention.self.key", inFeatures: c, outFeatures: c, in: &parameters)
-        value = LinearWeights("\(p).attention.self.value", inFeatures: c, outFeatures: c, in: &parameters)
-        attentionOutput = LinearWeights("\(p).attention.output.dense", inFeatures: c, outFeatures: c, in: &parameters)
-        attentionNorm = LayerNormWeights("\(p).attention.output.LayerNorm", channels: c, in: &parameters)
-        intermediate = LinearWeights("\(p).intermediate.dense", inFeatures: c, outFeatures: f, in: &parameters)
-        output = LinearWeights("\(p).output.dense", inFeatures: f, outFeatures: c, in: &parameters)
-        outputNorm = LayerNormWeights("\(p).output.LayerNorm", channels: c, in: &parameters)
+        let (c, f, eps) = (config.hiddenSize, config.intermediateSize, config.layerNormEps)
+        query = Linear("\(p).attention.self.query", inFeatures: c, outFeatures: c, in: &parameters)
+        key = Linear("\(p).attention.self.key", inFeatures: c, outFeatures: c, in: &parameters)
+        value = Linear("\(p).attention.self.value", inFeatures: c, outFeatures: c, in: &parameters)
+        attentionOutput = Linear("\(p).attention.output.dense", inFeatures: c, outFeatures: c, in: &parameters)
+        attentionNorm = LayerNorm("\(p).attention.output.LayerNorm", channels: c, eps: eps, in: &parameters)
+        intermediate = Linear("\(p).intermediate.dense", inFeatures: c, outFeatures: f, in: &parameters)
+        output = Linear("\(p).output.dense", inFeatures: f, outFeatures: c, in: &parameters)
+        outputNorm = LayerNorm("\(p).output.LayerNorm", channels: c, eps: eps, in: &parameters)
+    }
+
+    /// The layer's linear layers by their module path inside the layer.
+    public var linears: [(module: String, linear: Linear)] {
+        [("attention.self.query", query), ("attention.self.key", key), ("attention.self.value", value),
+         ("attention.output.dense", attentionOutput), ("intermediate.dense", intermediate), ("output.dense", output)]
+    }
+
+    /// Whether the self-attention block (projections, output, its LayerNorm) has anything trainable.
+    var attentionBlockTrains: Bool {
+        [query, key, value, attentionOutput].contains(where: \.hasTrainable) || attentionNorm.hasTrainable
+    }
+
+    /// Whether the feed-forward block (both linears, its LayerNorm) has anything trainable.
+    var feedForwardBlockTrains: Bool {
+        intermediate.hasTrainable || output.hasTrainable || outputNorm.hasTrainable
     }
 }
 
@@ -27,10 +43,10 @@ public final class BertWeights {
     public let config: BertConfig
     /// Every tensor, named as in a Hugging Face checkpoint without the `bert.` prefix.
     public let parameters: Parameters
-    public let wordEmbeddings, positionEmbeddings, tokenTypeEmbeddings: Tensor
-    public let embeddingNorm: LayerNormWeights
+    public let wordEmbeddings, positionEmbeddings, tokenTypeEmbeddings: Parameter
+    public let embeddingNorm: LayerNorm
     public let layers: [BertLayerWeights]
-    public let pooler: LinearWeights
+    public let pooler: Linear
 
     /// Zero-initialised weights (LayerNorm scales 1) shaped by `config`.
     public init(config: BertConfig) {
@@ -40,9 +56,9 @@ public final class BertWeights {
         wordEmbeddings = parameters.make("embeddings.word_embeddings.weight", [config.vocabSize, c])
         positionEmbeddings = parameters.make("embeddings.position_embeddings.weight", [config.maxPositions, c])
         tokenTypeEmbeddings = parameters.make("embeddings.token_type_embeddings.weight", [config.typeVocabSize, c])
-        embeddingNorm = LayerNormWeights("embeddings.LayerNorm", channels: c, in: &parameters)
+        embeddingNorm = LayerNorm("embeddings.LayerNorm", channels: c, eps: config.layerNormEps, in: &parameters)
         layers = (0..<config.layers).map { BertLayerWeights(index: $0, config: config, in: &parameters) }
-        pooler = LinearWeights("pooler.dense", inFeatures: c, outFeatures: c, in: &parameters)
+        pooler = Linear("pooler.dense", inFeatures: c, outFeatures: c, in: &parameters)
         self.parameters = parameters
     }
 
@@ -51,13 +67,13 @@ public final class BertWeights {
     /// Errors name the file and the missing or mis-shaped tensor.
     public convenience init(config: BertConfig, checkpoint: SafeTensorsFile) throws {
         self.init(config: config)
-        for (name, tensor) in parameters.entries {
-            let stored = try Self.storedName(for: name, in: checkpoint)
+        for parameter in parameters.all {
+            let stored = try Self.storedName(for: parameter.name, in: checkpoint)
             let info = try checkpoint.info(stored)
-            guard info.shape == tensor.shape else {
-                throw InputError(checkpoint.path, "tensor '\(stored)' has shape \(info.shape) but the config implies \(tensor.shape)")
+            guard info.shape == parameter.shape else {
+                throw InputError(checkpoint.path, "tensor '\(stored)' has shape \(info.shape) but the config implies \(parameter.shape)")
             }
-            try checkpoint.readFloats(stored, into: tensor.data)
+            try checkpoint.readFloats(stored, into: parameter.value.data)
         }
     }
 
@@ -72,5 +88,18 @@ public final class BertWeights {
             throw InputError(checkpoint.path, "missing tensor '\(name)'")
         }
         return found
+    }
+
+    /// Every linear layer by module path (`encoder.layer.0.attention.self.query`, `pooler.dense`).
+    public var linears: [(module: String, linear: Linear)] {
+        layers.enumerated().flatMap { index, layer in
+            layer.linears.map { ("encoder.layer.\(index).\($0.module)", $0.linear) }
+        } + [("pooler.dense", pooler)]
+    }
+
+    /// Whether the embeddings (tables or their LayerNorm) train.
+    var embeddingsTrain: Bool {
+        wordEmbeddings.isTrainable || positionEmbeddings.isTrainable || tokenTypeEmbeddings.isTrainable
+            || embeddingNorm.hasTrainable
     }
 }

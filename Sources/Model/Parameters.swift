@@ -1,61 +1,73 @@
 import Kernels
 
-/// Tensors addressed by dotted names, in a fixed order.
+/// A named tensor that may train: its gradient exists only while it is trainable,
+/// so frozen weights cost no gradient memory and no gradient work.
+public final class Parameter {
+    /// Dotted name, as in the checkpoint or adapter file (`encoder.layer.0.attention.self.query.weight`).
+    public let name: String
+    public let value: Tensor
+    /// The gradient, accumulated by backward passes; nil while frozen.
+    public private(set) var gradient: Tensor?
+
+    public init(_ name: String, _ value: Tensor) {
+        self.name = name
+        self.value = value
+    }
+
+    public var isTrainable: Bool { gradient != nil }
+    public var shape: [Int] { value.shape }
+
+    /// Makes the parameter trainable (allocating a zero gradient) or frozen (dropping it).
+    public func setTrainable(_ trainable: Bool) {
+        if trainable, gradient == nil { gradient = Tensor(shape: value.shape) }
+        if !trainable { gradient = nil }
+    }
+}
+
+/// Parameters addressed by dotted names, in a fixed order.
 ///
-/// Names match the checkpoint's (`encoder.layer.0.attention.self.query.weight`),
-/// so loading, saving and selecting a trainable subset all speak the same names.
+/// Names match the checkpoint's, so loading, saving and choosing a trainable
+/// subset all speak the same names; the optimizer, the gradient exchange and the
+/// adapter files iterate `trainable`.
 public struct Parameters {
-    public private(set) var names: [String] = []
-    private var byName: [String: Tensor] = [:]
+    public private(set) var all: [Parameter] = []
+    private var byName: [String: Parameter] = [:]
 
     public init() {}
 
     /// Registers a new zero tensor under `name` and returns it.
     @discardableResult
-    public mutating func make(_ name: String, _ shape: [Int]) -> Tensor {
-        let tensor = Tensor(shape: shape)
-        add(name, tensor)
-        return tensor
+    public mutating func make(_ name: String, _ shape: [Int]) -> Parameter {
+        let parameter = Parameter(name, Tensor(shape: shape))
+        add(parameter)
+        return parameter
     }
 
-    /// Registers an existing tensor under `name`, which must be new.
-    public mutating func add(_ name: String, _ tensor: Tensor) {
-        precondition(byName[name] == nil, "parameter '\(name)' registered twice")
-        names.append(name)
-        byName[name] = tensor
+    /// Registers a parameter, whose name must be new.
+    public mutating func add(_ parameter: Parameter) {
+        precondition(byName[parameter.name] == nil, "parameter '\(parameter.name)' registered twice")
+        all.append(parameter)
+        byName[parameter.name] = parameter
     }
 
-    public subscript(name: String) -> Tensor? { byName[name] }
+    /// Registers every parameter of `other`.
+    public mutating func add(contentsOf other: Parameters) {
+        for parameter in other.all { add(parameter) }
+    }
 
-    /// (name, tensor) pairs in registration order.
-    public var entries: [(name: String, tensor: Tensor)] { names.map { ($0, byName[$0]!) } }
+    public subscript(name: String) -> Parameter? { byName[name] }
+
+    public var names: [String] { all.map(\.name) }
+
+    /// (name, value) pairs in order, as safetensors files take them.
+    public var named: [(name: String, tensor: Tensor)] { all.map { ($0.name, $0.value) } }
+
+    /// The parameters that currently train, in order.
+    public var trainable: [Parameter] { all.filter(\.isTrainable) }
 
     /// Total number of scalars.
-    public var scalarCount: Int { byName.values.reduce(0) { $0 + $1.count } }
-}
+    public var scalarCount: Int { all.reduce(0) { $0 + $1.value.count } }
 
-/// A linear layer's weights in PyTorch's layout: weight (out, in), bias (out).
-public struct LinearWeights {
-    public let weight: Tensor
-    public let bias: Tensor
-    public var inFeatures: Int { weight.shape[1] }
-    public var outFeatures: Int { weight.shape[0] }
-
-    /// Registers `prefix.weight` and `prefix.bias` in `parameters`.
-    public init(_ prefix: String, inFeatures: Int, outFeatures: Int, in parameters: inout Parameters) {
-        weight = parameters.make("\(prefix).weight", [outFeatures, inFeatures])
-        bias = parameters.make("\(prefix).bias", [outFeatures])
-    }
-}
-
-/// A LayerNorm's scale and shift, registered as `prefix.weight` and `prefix.bias`.
-public struct LayerNormWeights {
-    public let weight: Tensor
-    public let bias: Tensor
-
-    public init(_ prefix: String, channels: Int, in parameters: inout Parameters) {
-        weight = parameters.make("\(prefix).weight", [channels])
-        bias = parameters.make("\(prefix).bias", [channels])
-        weight.buffer.update(repeating: 1)
-    }
+    /// Zeroes every trainable parameter's gradient.
+    public func zeroGradients() { for parameter in all { parameter.gradient?.zero() } }
 }

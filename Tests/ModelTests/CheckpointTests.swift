@@ -27,22 +27,24 @@ final class CheckpointTests: XCTestCase {
         let folder = try temporaryFolder(self)
         var random = SeededRandom(seed: 20)
         let weights = BertWeights(config: tinyConfig)
-        for (_, tensor) in weights.parameters.entries { tensor.copy(from: random.tensor(tensor.shape)) }
-        try writeSafeTensors(weights.parameters.entries, to: folder + "/model.safetensors")
+        for parameter in weights.parameters.all { parameter.value.copy(from: random.tensor(parameter.shape)) }
+        try writeSafeTensors(weights.parameters.named, to: folder + "/model.safetensors")
         let file = try SafeTensorsFile(path: folder + "/model.safetensors")
         XCTAssertEqual(file.names, weights.parameters.names.sorted())
         let loaded = try BertWeights(config: tinyConfig, checkpoint: file)
-        for (name, tensor) in weights.parameters.entries { XCTAssertEqual(loaded.parameters[name]!.array, tensor.array, name) }
+        for parameter in weights.parameters.all {
+            XCTAssertEqual(loaded.parameters[parameter.name]!.value.array, parameter.value.array, parameter.name)
+        }
     }
 
     func testCheckpointsWithTheBertPrefixLoad() throws {
         let folder = try temporaryFolder(self)
         var random = SeededRandom(seed: 21)
         let weights = BertWeights(config: tinyConfig)
-        for (_, tensor) in weights.parameters.entries { tensor.copy(from: random.tensor(tensor.shape)) }
-        try writeSafeTensors(weights.parameters.entries.map { ("bert." + $0.name, $0.tensor) }, to: folder + "/m.safetensors")
+        for parameter in weights.parameters.all { parameter.value.copy(from: random.tensor(parameter.shape)) }
+        try writeSafeTensors(weights.parameters.named.map { ("bert." + $0.name, $0.tensor) }, to: folder + "/m.safetensors")
         let loaded = try BertWeights(config: tinyConfig, checkpoint: SafeTensorsFile(path: folder + "/m.safetensors"))
-        XCTAssertEqual(loaded.pooler.weight.array, weights.pooler.weight.array)
+        XCTAssertEqual(loaded.pooler.weight.value.array, weights.pooler.weight.value.array)
     }
 
     func testHalfAndBFloat16TensorsReadAsFloat32() throws {
@@ -58,7 +60,7 @@ final class CheckpointTests: XCTestCase {
     func testMissingTensorIsNamed() throws {
         let folder = try temporaryFolder(self)
         let weights = BertWeights(config: tinyConfig)
-        try writeSafeTensors(weights.parameters.entries.filter { $0.name != "encoder.layer.0.output.dense.bias" },
+        try writeSafeTensors(weights.parameters.named.filter { $0.name != "encoder.layer.0.output.dense.bias" },
                              to: folder + "/model.safetensors")
         expectError("model.safetensors: missing tensor 'encoder.layer.0.output.dense.bias'") {
             _ = try BertWeights(config: tinyConfig, checkpoint: SafeTensorsFile(path: folder + "/model.safetensors"))
@@ -69,7 +71,7 @@ final class CheckpointTests: XCTestCase {
         let folder = try temporaryFolder(self)
         var config = tinyConfig
         config.intermediateSize = 6
-        try writeSafeTensors(BertWeights(config: config).parameters.entries, to: folder + "/model.safetensors")
+        try writeSafeTensors(BertWeights(config: config).parameters.named, to: folder + "/model.safetensors")
         expectError("tensor 'encoder.layer.0.intermediate.dense.weight' has shape [6, 4] but the config implies [8, 4]") {
             _ = try BertWeights(config: tinyConfig, checkpoint: SafeTensorsFile(path: folder + "/model.safetensors"))
         }
@@ -78,7 +80,7 @@ final class CheckpointTests: XCTestCase {
     func testTruncatedFilesAreReported() throws {
         let folder = try temporaryFolder(self)
         let path = folder + "/model.safetensors"
-        try writeSafeTensors(BertWeights(config: tinyConfig).parameters.entries, to: path)
+        try writeSafeTensors(BertWeights(config: tinyConfig).parameters.named, to: path)
         let whole = try Data(contentsOf: URL(fileURLWithPath: path))
         try whole.prefix(whole.count - 10).write(to: URL(fileURLWithPath: path))
         expectError("run past the data section") { _ = try SafeTensorsFile(path: path) }

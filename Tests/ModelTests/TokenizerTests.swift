@@ -66,7 +66,7 @@ final class TokenizerTests: XCTestCase {
 
     func testEmptyVocabularyIsAnErrorNamingTheFile() throws {
         let folder = try temporaryFolder(self)
-        FileManager.default.createFile(atPath: folder + "/vocab.txt", contents: Data())
+        XCTAssertTrue(FileManager.default.createFile(atPath: folder + "/vocab.txt", contents: Data()))
         XCTAssertThrowsError(try BertTokenizer(folder: folder)) { error in
             XCTAssertEqual(error as? InputError, InputError(folder + "/vocab.txt", "empty vocabulary"))
         }

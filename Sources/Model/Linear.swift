@@ -1,0 +1,166 @@
+import Kernels
+
+/// A low-rank update of a linear layer (LoRA): y += scale · dropout(x) · Aᵀ · Bᵀ,
+/// A (rank, in), B (out, rank). Saves x·Aᵀ for the backward pass.
+public final class LowRankUpdate {
+    public let a: Parameter, b: Parameter
+    public let scale: Float
+    public let dropoutRate: Float
+    public var rank: Int { a.shape[0] }
+    /// (rows, rank) x·Aᵀ of the last forward pass.
+    private var projected = Tensor(shape: [0])
+    /// (rows, in) the dropped input of the last forward pass, kept only with dropout.
+    private var droppedInput = Tensor(shape: [0])
+    private var gradientScratch = Tensor(shape: [0])
+    private var droppedInputGradient = Tensor(shape: [0])
+
+    public init(a: Parameter, b: Parameter, scale: Float, dropoutRate: Float = 0) {
+        self.a = a
+        self.b = b
+        self.scale = scale
+        self.dropoutRate = dropoutRate
+    }
+
+    /// The dropout of one training pass, drawn from `seed`; nil when evaluating or the rate is 0.
+    private func dropout(_ seed: UInt64?) -> Dropout? {
+        guard let seed, dropoutRate > 0 else { return nil }
+        return Dropout(rate: dropoutRate, seed: seed)
+    }
+
+    /// out (rows, out) += scale · dropout(inp) · Aᵀ · Bᵀ.
+    func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, rows: Int, dropoutSeed: UInt64?) {
+        let dropout = dropout(dropoutSeed)
+        let (inF, outF, r) = (a.shape[1], b.shape[0], rank)
+        if projected.count < rows * r { projected = Tensor(shape: [rows, r]) }
+        var source = inp
+        if let dropout {
+            if droppedInput.count < rows * inF { droppedInput = Tensor(shape: [rows, inF]) }
+            dropoutForward(out: droppedInput.data, inp: inp, count: rows * inF, dropout: dropout)
+            source = UnsafePointer(droppedInput.data)
+        }
+        linearForward(out: projected.data, inp: source, weight: a.value.data, bias: nil,
+                      rows: rows, inFeatures: inF, outFeatures: r)
+        gemm(transA: false, transB: true, m: rows, n: outF, k: r, alpha: scale,
+             a: projected.data, lda: r, b: b.value.data, ldb: r, beta: 1, c: out, ldc: outF)
+    }
+
+    /// Accumulates into dA, dB (when trainable) and dinp (when given).
+    func backward(dinp: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
+                  rows: Int, dropoutSeed: UInt64?) {
+        let (inF, outF, r) = (a.shape[1], b.shape[0], rank)
+        let dropout = dropout(dropoutSeed)
+        let source = dropout != nil ? UnsafePointer(droppedInput.data) : inp
+        // dB (out, r) += scale · doutᵀ · projected
+        if let dB = b.gradient {
+            gemm(transA: true, transB: false, m: outF, n: r, k: rows, alpha: scale,
+                 a: dout, lda: outF, b: projected.data, ldb: r, beta: 1, c: dB.data, ldc: r)
+        }
+        guard a.isTrainable || dinp != nil else { return }
+        // dprojected (rows, r) = scale · dout · B
+        if gradientScratch.count < rows * r { gradientScratch = Tensor(shape: [rows, r]) }
+        let dProjected = gradientScratch.data
+        gemm(transA: false, transB: false, m: rows, n: r, k: outF, alpha: scale,
+             a: dout, lda: outF, b: b.value.data, ldb: r, beta: 0, c: dProjected, ldc: r)
+        if let dinp, let dropout {
+            // Through A into the dropped input, then back through the dropout mask.
+            if droppedInputGradient.count < rows * inF { droppedInputGradient = Tensor(shape: [rows, inF]) }
+            let dDropped = droppedInputGradient
+            dDropped.zero()
+            linearBackward(dinp: dDropped.data, dweight: a.gradient?.data, dbias: nil, dout: dProjected,
+                           inp: source, weight: a.value.data, rows: rows, inFeatures: inF, outFeatures: r)
+            dropoutBackward(dinp: dinp, dout: dDropped.data, count: rows * inF, dropout: dropout)
+        } else {
+            linearBackward(dinp: dinp, dweight: a.gradient?.data, dbias: nil, dout: dProjected,
+                           inp: source, weight: a.value.data, rows: rows, inFeatures: inF, outFeatures: r)
+        }
+    }
+
+    /// W (out, in) += sign · scale · B · A: merges the update into the frozen weight (or, with -1, takes it out).
+    func apply(to weight: Tensor, sign: Float) {
+        let (inF, outF, r) = (a.shape[1], b.shape[0], rank)
+        gemm(transA: false, transB: false, m: outF, n: inF, k: r, alpha: sign * scale,
+             a: b.value.data, lda: r, b: a.value.data, ldb: inF, beta: 1, c: weight.data, ldc: inF)
+    }
+}
+
+/// A linear layer in PyTorch's layout, weight (out, in) and bias (out), with an
+/// optional low-rank update; computes gradients only for what is trainable.
+public final class Linear {
+    public let weight: Parameter
+    public let bias: Parameter
+    /// The LoRA update, when one is attached; nil after merging.
+    public var lowRank: LowRankUpdate?
+    public private(set) var merged: LowRankUpdate?
+    public var inFeatures: Int { weight.shape[1] }
+    public var outFeatures: Int { weight.shape[0] }
+
+    /// Registers `prefix.weight` and `prefix.bias` in `parameters`.
+    public init(_ prefix: String, inFeatures: Int, outFeatures: Int, in parameters: inout Parameters) {
+        weight = parameters.make("\(prefix).weight", [outFeatures, inFeatures])
+        bias = parameters.make("\(prefix).bias", [outFeatures])
+    }
+
+    /// Whether a backward pass through this layer produces any parameter gradient.
+    public var hasTrainable: Bool {
+        weight.isTrainable || bias.isTrainable || (lowRank.map { $0.a.isTrainable || $0.b.isTrainable } ?? false)
+    }
+
+    /// out (rows, out) = inp (rows, in) · Wᵀ + b [+ LoRA]; `dropoutSeed` (training only) seeds LoRA's dropout.
+    public func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, rows: Int, dropoutSeed: UInt64? = nil) {
+        linearForward(out: out, inp: inp, weight: weight.value.data, bias: bias.value.data,
+                      rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
+        lowRank?.forward(out: out, inp: inp, rows: rows, dropoutSeed: dropoutSeed)
+    }
+
+    /// Accumulates into the trainable gradients and, when given, dinp.
+    public func backward(dinp: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
+                         rows: Int, dropoutSeed: UInt64? = nil) {
+        linearBackward(dinp: dinp, dweight: weight.gradient?.data, dbias: bias.gradient?.data, dout: dout, inp: inp,
+                       weight: weight.value.data, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
+        lowRank?.backward(dinp: dinp, dout: dout, inp: inp, rows: rows, dropoutSeed: dropoutSeed)
+    }
+
+    /// Folds the LoRA update into the weight, so inference costs nothing extra.
+    public func merge() {
+        guard let update = lowRank else { return }
+        update.apply(to: weight.value, sign: 1)
+        merged = update
+        lowRank = nil
+    }
+
+    /// Takes a merged update back out of the weight.
+    public func unmerge() {
+        guard let update = merged else { return }
+        update.apply(to: weight.value, sign: -1)
+        lowRank = update
+        merged = nil
+    }
+}
+
+/// A LayerNorm's scale and shift, registered as `prefix.weight` and `prefix.bias`.
+public final class LayerNorm {
+    public let weight: Parameter
+    public let bias: Parameter
+    public let eps: Float
+
+    public init(_ prefix: String, channels: Int, eps: Float, in parameters: inout Parameters) {
+        weight = parameters.make("\(prefix).weight", [channels])
+        bias = parameters.make("\(prefix).bias", [channels])
+        self.eps = eps
+        weight.value.buffer.update(repeating: 1)
+    }
+
+    public var hasTrainable: Bool { weight.isTrainable || bias.isTrainable }
+
+    func forward(out: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>,
+                 inp: UnsafePointer<Float>, rows: Int) {
+        layerNormForward(out: out, mean: mean, rstd: rstd, inp: inp, weight: weight.value.data, bias: bias.value.data,
+                         rows: rows, channels: weight.shape[0], eps: eps)
+    }
+
+    func backward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
+                  mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>, rows: Int) {
+        layerNormBackward(dinp: dinp, dweight: weight.gradient?.data, dbias: bias.gradient?.data, dout: dout, inp: inp,
+                          weight: weight.value.data, mean: mean, rstd: rstd, rows: rows, channels: weight.shape[0])
+    }
+}

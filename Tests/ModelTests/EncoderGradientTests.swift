@@ -1,0 +1,111 @@
+import Kernels
+import Model
+import TestSupport
+import XCTest
+
+/// The encoder's backward pass against finite differences, on a tiny random BERT,
+/// with dropout on, padding in the batch, and every kind of attachment.
+final class EncoderGradientTests: XCTestCase {
+    private let config = BertConfig(vocabSize: 12, hiddenSize: 8, layers: 2, heads: 2, intermediateSize: 16,
+                                    maxPositions: 16, hiddenDropout: 0.1, attentionDropout: 0.1)
+    private let batch = TokenBatch(batch: 2, length: 4, inputIds: [1, 5, 7, 2, 1, 9, 2, 0],
+                                   tokenTypeIds: [0, 0, 1, 1, 0, 0, 0, 0], attentionMask: [1, 1, 1, 1, 1, 1, 1, 0])
+
+    private func randomWeights(seed: UInt64) -> BertWeights {
+        var random = SeededRandom(seed: seed)
+        let weights = BertWeights(config: config)
+        for parameter in weights.parameters.all {
+            parameter.value.copy(from: random.tensor(parameter.shape, -0.5...0.5))
+        }
+        for layer in weights.layers { for norm in [layer.attentionNorm, layer.outputNorm] { norm.weight.value.buffer.update(repeating: 1) } }
+        return weights
+    }
+
+    /// Runs forward and backward with a loss Σ hidden·u + Σ pooled·w, then checks each parameter's gradient.
+    private func check(_ encoder: BertEncoder, prompts: Prompts = .none, parameters: [Parameter], line: UInt = #line) {
+        var random = SeededRandom(seed: 99)
+        let P = prompts.inputEmbeddings?.shape[0] ?? 0
+        let hiddenWeights = random.tensor([batch.batch, batch.length + P, config.hiddenSize])
+        let pooledWeights = random.tensor([batch.batch, config.hiddenSize])
+        let loss = { () -> Double in
+            let output = encoder.forward(self.batch, prompts: prompts, dropoutSeed: 7)
+            return weightedSum(output.lastHiddenState, hiddenWeights) + weightedSum(output.pooled, pooledWeights)
+        }
+        encoder.weights.parameters.zeroGradients()
+        for parameter in parameters { parameter.gradient?.zero() }
+        _ = loss()
+        encoder.backward(dLastHiddenState: hiddenWeights.data, dPooled: pooledWeights.data)
+        for parameter in parameters {
+            guard let gradient = parameter.gradient else { return XCTFail("\(parameter.name) is not trainable", line: line) }
+            let analytic = Tensor(shape: gradient.shape)
+            analytic.copy(from: gradient)
+            checkGradient(parameter.name, input: parameter.value, analytic: analytic, epsilon: 1e-2, tolerance: 2e-2,
+                          line: line, loss: loss)
+        }
+    }
+
+    func testFullFineTuningGradientsMatch() {
+        let weights = randomWeights(seed: 1)
+        for parameter in weights.parameters.all { parameter.setTrainable(true) }
+        let names = ["embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight",
+                     "embeddings.token_type_embeddings.weight", "embeddings.LayerNorm.weight",
+                     "encoder.layer.0.attention.self.query.weight", "encoder.layer.0.attention.self.key.bias",
+                     "encoder.layer.0.attention.self.value.weight", "encoder.layer.0.attention.output.dense.weight",
+                     "encoder.layer.0.attention.output.LayerNorm.bias", "encoder.layer.1.intermediate.dense.weight",
+                     "encoder.layer.1.output.dense.bias", "encoder.layer.1.output.LayerNorm.weight", "pooler.dense.weight"]
+        check(BertEncoder(weights: weights), parameters: names.map { weights.parameters[$0]! })
+    }
+
+    func testDeepPromptAndLowRankGradientsMatchWithTheBaseFrozen() {
+        let weights = randomWeights(seed: 2)
+        var random = SeededRandom(seed: 3)
+        let prompt = Parameter("prompt", random.tensor([3, 2 * 2 * 8]))
+        prompt.setTrainable(true)
+        var lowRank: [Parameter] = []
+        for (index, linear) in [weights.layers[0].query, weights.layers[1].output, weights.pooler].enumerated() {
+            let a = Parameter("a\(index)", random.tensor([2, linear.inFeatures]))
+            let b = Parameter("b\(index)", random.tensor([linear.outFeatures, 2]))
+            a.setTrainable(true); b.setTrainable(true)
+            linear.lowRank = LowRankUpdate(a: a, b: b, scale: 2, dropoutRate: 0.2)
+            lowRank += [a, b]
+        }
+        check(BertEncoder(weights: weights), prompts: Prompts(keyValues: prompt), parameters: [prompt] + lowRank)
+        XCTAssertTrue(weights.parameters.trainable.isEmpty, "the base stays frozen")
+    }
+
+    func testInputPromptGradientMatches() {
+        let weights = randomWeights(seed: 4)
+        var random = SeededRandom(seed: 5)
+        let prompt = Parameter("virtual", random.tensor([2, 8]))
+        prompt.setTrainable(true)
+        weights.wordEmbeddings.setTrainable(true)
+        check(BertEncoder(weights: weights), prompts: Prompts(inputEmbeddings: prompt),
+              parameters: [prompt, weights.wordEmbeddings])
+    }
+
+    func testFreezingStopsBackwardAtTheLowestTrainableLayer() {
+        let weights = randomWeights(seed: 6)
+        let trainable = [weights.layers[1].intermediate.weight, weights.layers[1].output.weight]
+        for parameter in trainable { parameter.setTrainable(true) }
+        check(BertEncoder(weights: weights), parameters: trainable)
+        XCTAssertEqual(weights.parameters.trainable.map(\.name),
+                       ["encoder.layer.1.intermediate.dense.weight", "encoder.layer.1.output.dense.weight"])
+    }
+
+    func testMergedLowRankUpdateGivesTheSameOutputs() {
+        let weights = randomWeights(seed: 7)
+        var random = SeededRandom(seed: 8)
+        let linear = weights.layers[0].value
+        linear.lowRank = LowRankUpdate(a: Parameter("a", random.tensor([2, 8])), b: Parameter("b", random.tensor([8, 2])),
+                                       scale: 2)
+        let encoder = BertEncoder(weights: weights)
+        let unmerged = encoder.forward(batch).pooledOutput(0)
+        let original = linear.weight.value.array
+        linear.merge()
+        XCTAssertNil(linear.lowRank)
+        let merged = encoder.forward(batch).pooledOutput(0)
+        for (a, b) in zip(unmerged, merged) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+        linear.unmerge()
+        for (a, b) in zip(original, linear.weight.value.array) { XCTAssertEqual(a, b, accuracy: 1e-6) }
+    }
+}
