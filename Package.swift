@@ -24,16 +24,19 @@ let package = Package(
         ),
         .target(name: "Kernels", dependencies: ["COpenBLAS"]),
         .target(name: "Model", dependencies: ["Kernels"]),
+        .target(name: "Tuning", dependencies: ["Model"]),
         .executableTarget(
             name: "PTuneCLI",
             dependencies: [
                 "Model",
+                "Tuning",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .target(name: "TestSupport", dependencies: ["Kernels"], path: "Tests/TestSupport"),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "TestSupport"]),
+        .testTarget(name: "TuningTests", dependencies: ["Tuning", "TestSupport"]),
         .testTarget(name: "CMPITests", dependencies: ["CMPI"]),
         .testTarget(name: "PTuneCLITests", dependencies: ["Model", "TestSupport"]),
     ]

@@ -1,18 +1,10 @@
 import Kernels
 import XCTest
 
-/// A seeded generator for test data, so every run checks the same numbers.
-public struct SeededRandom: RandomNumberGenerator {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+/// The seeded generator for test data, so every run checks the same numbers.
+public typealias SeededRandom = SplitMix
 
+extension SplitMix {
     /// A tensor of uniform values in `range`.
     public mutating func tensor(_ shape: [Int], _ range: ClosedRange<Float> = -1...1) -> Tensor {
         let t = Tensor(shape: shape)

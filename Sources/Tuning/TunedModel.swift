@@ -1,0 +1,64 @@
+import Kernels
+import Model
+
+/// A frozen pretrained encoder with its tuning components and a task head: the unit that
+/// trains, predicts and saves. `parameters` holds everything by name; `trainable` is the
+/// subset the optimizer, the gradient exchange and the adapter files iterate.
+public final class TunedModel {
+    public let weights: BertWeights
+    public let encoder: BertEncoder
+    public let components: [TuningComponent]
+    public let head: TaskHead
+    /// Every parameter: the base model's, the components' and the head's.
+    public let parameters: Parameters
+    private var output: EncoderOutput?
+    private var dEncoder = Tensor(shape: [0])
+
+    /// Components' and head's parameters become trainable; the base model's stay as the
+    /// components left them (frozen unless Freeze or full fine-tuning unfroze them).
+    public init(weights: BertWeights, components: [TuningComponent], head: TaskHead) {
+        self.weights = weights
+        self.components = components
+        self.head = head
+        encoder = BertEncoder(weights: weights)
+        var all = weights.parameters
+        for component in components { for parameter in component.parameters { all.add(parameter) } }
+        for parameter in head.parameters { all.add(parameter) }
+        for parameter in components.flatMap(\.parameters) + head.parameters { parameter.setTrainable(true) }
+        parameters = all
+    }
+
+    /// The parameters that train, in a fixed order.
+    public var trainable: [Parameter] { parameters.trainable }
+
+    /// Number of trainable scalars.
+    public var trainableCount: Int { trainable.reduce(0) { $0 + $1.value.count } }
+
+    /// Logits of `batch`: (B, labels) or, for tagging, (B, T, labels). Training when `dropoutSeed` is set.
+    @discardableResult
+    public func forward(_ batch: TokenBatch, dropoutSeed: UInt64? = nil) -> Tensor {
+        var prompts = Prompts.none
+        for component in components { component.addPrompts(to: &prompts, dropoutSeed: dropoutSeed) }
+        let output = encoder.forward(batch, prompts: prompts, dropoutSeed: dropoutSeed)
+        self.output = output
+        return head.forward(output, dropoutSeed: dropoutSeed)
+    }
+
+    /// Mean cross-entropy of the last forward pass's logits (labels -100 ignored).
+    public func loss(labels: [Int32]) -> Float { head.loss(labels: labels).loss }
+
+    /// Backward of the mean cross-entropy of the last forward pass: accumulates into every
+    /// trainable parameter's gradient (call `parameters.zeroGradients()` between steps).
+    public func backward(labels: [Int32]) {
+        guard let output else { preconditionFailure("backward before forward") }
+        let count = head.kind == .classification ? output.batch * output.channels
+            : output.batch * output.length * output.channels
+        if dEncoder.count != count { dEncoder = Tensor(shape: [count]) }
+        head.backward(labels: labels, output: output, dEncoder: dEncoder)
+        switch head.kind {
+        case .classification: encoder.backward(dLastHiddenState: nil, dPooled: dEncoder.data)
+        case .tagging: encoder.backward(dLastHiddenState: dEncoder.data, dPooled: nil)
+        }
+        for component in components.reversed() { component.backward() }
+    }
+}
