@@ -129,7 +129,8 @@ public final class SafeTensorsFile {
         let source = dataStart + info.begin
         switch info.dtype {
         case .f32:
-            for i in 0..<info.count { destination[i] = source.loadUnaligned(fromByteOffset: 4 * i, as: Float.self) }
+            // Byte copy: the data section need not be 4-byte aligned. (Little-endian hosts only, as the format.)
+            UnsafeMutableRawPointer(destination).copyMemory(from: source, byteCount: 4 * info.count)
         case .f16:
             for i in 0..<info.count {
                 destination[i] = Float(Float16(bitPattern: source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))

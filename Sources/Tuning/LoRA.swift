@@ -8,6 +8,8 @@ public final class LoRA: TuningComponent {
     public let rank: Int
     public let alpha: Float
     public let dropout: Float
+    /// Rank-stabilised scaling, alpha / √r (PEFT's `use_rslora`).
+    public let rsLoRA: Bool
     /// PEFT's `target_modules`: a module matches when its name equals a target or ends with `.target`.
     public let targets: [String]
     /// Module paths the update is attached to (`encoder.layer.0.attention.self.query`, `pooler.dense`).
@@ -20,8 +22,10 @@ public final class LoRA: TuningComponent {
 
     /// Attaches LoRA to every linear layer of `weights` that matches `targets`, with A drawn as PEFT
     /// does (Kaiming-uniform, a = √5, i.e. U(−1/√in, 1/√in)) from `seed` and B zero.
-    public init(weights: BertWeights, rank: Int, alpha: Float, dropout: Float = 0, targets: [String], seed: UInt64) throws {
+    public init(weights: BertWeights, rank: Int, alpha: Float, dropout: Float = 0, targets: [String], seed: UInt64,
+                rsLoRA: Bool = false) throws {
         guard rank > 0 else { throw InputError("lora", "rank r must be positive, not \(rank)") }
+        self.rsLoRA = rsLoRA
         self.rank = rank
         self.alpha = alpha
         self.dropout = dropout
@@ -34,7 +38,8 @@ public final class LoRA: TuningComponent {
             let b = registry.make("\(module).lora_B.weight", [linear.outFeatures, rank])
             let bound = 1 / Float(linear.inFeatures).squareRoot()
             for i in 0..<a.value.count { a.value[i] = Float.random(in: -bound...bound, using: &random) }
-            linear.lowRank = LowRankUpdate(a: a, b: b, scale: alpha / Float(rank), dropoutRate: dropout)
+            linear.lowRank = LowRankUpdate(a: a, b: b, scale: rsLoRA ? alpha / Float(rank).squareRoot() : alpha / Float(rank),
+                                          dropoutRate: dropout)
             modules.append(module)
         }
         guard !modules.isEmpty else {

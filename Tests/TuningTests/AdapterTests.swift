@@ -1,0 +1,144 @@
+import Foundation
+import Kernels
+import Model
+import TestSupport
+import Tuning
+import XCTest
+
+/// Adapters in PEFT's format: PTune's own round-trip, and the layout PEFT writes.
+final class AdapterTests: XCTestCase {
+    private let referenceAdapters = ["ptv2_seqcls", "ptv2_tokcls", "prefix_mlp_seqcls", "ptv1_lstm_seqcls", "lora_seqcls"]
+
+    private func pretrained() throws -> PretrainedModel { try PretrainedModel(folder: try pretrainedModelFolder()) }
+
+    private func referenceBatch() throws -> TokenBatch {
+        let reference = try SafeTensorsFile(path: fixture("encoder.safetensors"))
+        let shape = try reference.info("input_ids").shape
+        return TokenBatch(batch: shape[0], length: shape[1], inputIds: try reference.int32s("input_ids"),
+                          tokenTypeIds: try reference.int32s("token_type_ids"),
+                          attentionMask: try reference.int32s("attention_mask").map(Float.init))
+    }
+
+    private func jsonObject(_ path: String) throws -> [String: Any] {
+        try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+    }
+
+    func testReferenceAdaptersReproduceTheReferenceLogits() throws {
+        let batch = try referenceBatch()
+        for name in referenceAdapters {
+            let (model, _) = try PeftAdapter.read(fixture("\(name)_adapter"), weights: try pretrained().weights)
+            let logits = model.forward(batch)
+            let expected = try SafeTensorsFile(path: fixture("\(name).safetensors")).tensor("logits")
+            for i in 0..<expected.count { XCTAssertEqual(logits[i], expected[i], accuracy: 1e-4, "\(name)[\(i)]") }
+        }
+    }
+
+    /// Trains nothing: sets random values, writes, reads back into fresh weights, compares logits
+    /// and the folder's layout with PEFT's for the same method.
+    func testEveryMethodRoundTripsWithPEFTsLayout() throws {
+        let batch = try referenceBatch()
+        let cases: [(MethodSpec, TaskKind, String?)] = [
+            (.ptv2(length: 8, dropout: 0.1, positionOffset: nil), .classification, "ptv2_seqcls"),
+            (.ptv2(length: 8, dropout: 0, positionOffset: nil), .tagging, "ptv2_tokcls"),
+            (.prefix(length: 8, hidden: 64, positionOffset: nil), .classification, "prefix_mlp_seqcls"),
+            (.ptv1(length: 4, encoder: .lstm(hidden: 32, layers: 2)), .classification, "ptv1_lstm_seqcls"),
+            (.ptv1(length: 4, encoder: .mlp(hidden: 32)), .classification, nil),
+            (.lora(rank: 4, alpha: 8, dropout: 0, targets: ["query", "key", "value", "dense"]), .classification, "lora_seqcls"),
+            (.freeze(layers: 2, modules: .ff), .classification, nil),
+            (.full, .classification, nil),
+        ]
+        let folder = try temporaryFolder(self)
+        for (spec, kind, referenceName) in cases {
+            let weights = try pretrained().weights
+            let model = TunedModel(weights: weights, components: try spec.components(weights: weights, seed: 3),
+                                   head: TaskHead(kind: kind, labels: kind == .classification ? 3 : 5, hiddenSize: 384,
+                                                  dropout: 0.1, seed: 3))
+            var random = SplitMix(seed: 4)
+            for parameter in model.trainable {   // LoRA's B starts at zero; make every tensor matter
+                for i in 0..<parameter.value.count { parameter.value[i] += 0.01 * random.normal() }
+            }
+            let expected = model.forward(batch).array
+            let info = AdapterInfo(spec: spec, kind: kind, labels: (0..<(kind == .classification ? 3 : 5)).map { "L\($0)" },
+                                   baseModel: "sentence-transformers/all-MiniLM-L6-v2")
+            let path = folder + "/\(spec.name)-\(kind.rawValue)"
+            try PeftAdapter.write(model, info: info, to: path)
+            let (loaded, loadedInfo) = try PeftAdapter.read(path, weights: try pretrained().weights)
+            XCTAssertEqual(loaded.forward(batch).array, expected, "\(spec.name) logits after the round trip")
+            XCTAssertEqual(loadedInfo.labels, info.labels)
+            XCTAssertEqual(loadedInfo.kind, kind)
+
+            guard let referenceName else { continue }
+            let reference = fixture("\(referenceName)_adapter")
+            XCTAssertEqual(Set(try jsonObject(path + "/adapter_config.json").keys),
+                           Set(try jsonObject(reference + "/adapter_config.json").keys), "\(spec.name) config fields")
+            for field in ["peft_type", "task_type", "num_virtual_tokens", "prefix_projection", "encoder_hidden_size",
+                          "encoder_reparameterization_type", "encoder_num_layers", "r", "lora_alpha"] {
+                XCTAssertEqual((try jsonObject(path + "/adapter_config.json")[field]).map { "\($0)" },
+                               (try jsonObject(reference + "/adapter_config.json")[field]).map { "\($0)" },
+                               "\(spec.name) \(field)")
+            }
+            XCTAssertEqual((try jsonObject(path + "/adapter_config.json")["target_modules"] as? [String]).map(Set.init),
+                           (try jsonObject(reference + "/adapter_config.json")["target_modules"] as? [String]).map(Set.init),
+                           "\(spec.name) target_modules (a set in PEFT)")
+            let ours = try SafeTensorsFile(path: path + "/adapter_model.safetensors")
+            let theirs = try SafeTensorsFile(path: reference + "/adapter_model.safetensors")
+            XCTAssertEqual(ours.names, theirs.names, "\(spec.name) tensor names")
+            for name in theirs.names { XCTAssertEqual(try ours.info(name).shape, try theirs.info(name).shape, name) }
+        }
+    }
+
+    func testMergedLoRAGivesTheSameLogits() throws {
+        let batch = try referenceBatch()
+        let weights = try pretrained().weights
+        let (model, _) = try PeftAdapter.read(fixture("lora_seqcls_adapter"), weights: weights)
+        let unmerged = model.forward(batch).array
+        for (_, linear) in weights.linears { linear.merge() }
+        let merged = model.forward(batch).array
+        for (a, b) in zip(unmerged, merged) { XCTAssertEqual(a, b, accuracy: 1e-4) }
+    }
+
+    // MARK: Bad adapters
+
+    private func brokenCopy(of name: String, edit: (inout [String: Any]) -> Void) throws -> String {
+        let folder = try temporaryFolder(self) + "/adapter"
+        try FileManager.default.copyItem(atPath: fixture(name), toPath: folder)
+        var config = try jsonObject(folder + "/adapter_config.json")
+        edit(&config)
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: folder + "/adapter_config.json"))
+        return folder
+    }
+
+    private func expectError(_ folder: String, _ expected: String, line: UInt = #line) throws {
+        let weights = try pretrained().weights
+        XCTAssertThrowsError(try PeftAdapter.read(folder, weights: weights), line: line) { error in
+            XCTAssert(error is InputError, "\(error)", line: line)
+            XCTAssert("\(error)".contains(expected), "'\(error)' does not mention '\(expected)'", line: line)
+        }
+    }
+
+    func testAdaptersThatDoNotFitTheModelAreRejectedNamingTheField() throws {
+        try expectError(try brokenCopy(of: "ptv2_seqcls_adapter") { $0["num_layers"] = 12 },
+                        "adapter_config.json: num_layers is 12 but the model has 6 layers")
+        try expectError(try brokenCopy(of: "ptv2_seqcls_adapter") { $0["token_dim"] = 768 },
+                        "token_dim is 768 but the model has 384 hidden size")
+        try expectError(try brokenCopy(of: "prefix_mlp_seqcls_adapter") { $0["num_attention_heads"] = 16 },
+                        "num_attention_heads is 16 but the model has 12 attention heads")
+        try expectError(try brokenCopy(of: "ptv2_seqcls_adapter") { $0["peft_type"] = "IA3" }, "unknown peft_type 'IA3'")
+        try expectError(try brokenCopy(of: "ptv2_seqcls_adapter") { $0["num_virtual_tokens"] = 16 },
+                        "tensor 'prompt_embeddings' has shape [8, 4608] but the model needs [16, 4608]")
+        try expectError(try brokenCopy(of: "lora_seqcls_adapter") { $0["r"] = 8 }, "lora_A.weight' has shape [4, 384]")
+        try expectError(try brokenCopy(of: "ptv2_seqcls_adapter") { $0.removeValue(forKey: "task_type") },
+                        "missing field 'task_type'")
+    }
+
+    func testMissingTensorIsNamed() throws {
+        let folder = try temporaryFolder(self) + "/adapter"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: fixture("ptv2_seqcls_adapter/adapter_config.json"),
+                                         toPath: folder + "/adapter_config.json")
+        let source = try SafeTensorsFile(path: fixture("ptv2_seqcls_adapter/adapter_model.safetensors"))
+        try writeSafeTensors(try source.names.filter { $0 != "base_model.classifier.bias" }.map { ($0, try source.tensor($0)) },
+                             to: folder + "/adapter_model.safetensors")
+        try expectError(folder, "missing tensor 'base_model.classifier.bias'")
+    }
+}
