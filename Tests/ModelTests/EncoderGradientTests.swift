@@ -6,20 +6,10 @@ import XCTest
 /// The encoder's backward pass against finite differences, on a tiny random BERT,
 /// with dropout on, padding in the batch, and every kind of attachment.
 final class EncoderGradientTests: XCTestCase {
-    private let config = BertConfig(vocabSize: 12, hiddenSize: 8, layers: 2, heads: 2, intermediateSize: 16,
-                                    maxPositions: 16, hiddenDropout: 0.1, attentionDropout: 0.1)
-    private let batch = TokenBatch(batch: 2, length: 4, inputIds: [1, 5, 7, 2, 1, 9, 2, 0],
-                                   tokenTypeIds: [0, 0, 1, 1, 0, 0, 0, 0], attentionMask: [1, 1, 1, 1, 1, 1, 1, 0])
+    private let config = tinyRandomBert(seed: 0).config
+    private let batch = tinyBatch
 
-    private func randomWeights(seed: UInt64) -> BertWeights {
-        var random = SeededRandom(seed: seed)
-        let weights = BertWeights(config: config)
-        for parameter in weights.parameters.all {
-            parameter.value.copy(from: random.tensor(parameter.shape, -0.5...0.5))
-        }
-        for layer in weights.layers { for norm in [layer.attentionNorm, layer.outputNorm] { norm.weight.value.buffer.update(repeating: 1) } }
-        return weights
-    }
+    private func randomWeights(seed: UInt64) -> BertWeights { tinyRandomBert(seed: seed) }
 
     /// Runs forward and backward with a loss Σ hidden·u + Σ pooled·w, then checks each parameter's gradient.
     private func check(_ encoder: BertEncoder, prompts: Prompts = .none, parameters: [Parameter], line: UInt = #line) {

@@ -50,3 +50,70 @@ final class CommandTests: XCTestCase {
         XCTAssert(message.contains("config.json: unsupported model_type 't5'"), message)
     }
 }
+
+/// `ptune predict` on the reference's PEFT adapters.
+final class PredictCommandTests: XCTestCase {
+    private func sentencesFile() throws -> String {
+        let path = try temporaryFolder(self) + "/in.jsonl"
+        let lines = try String(contentsOfFile: fixture("sentences.txt"), encoding: .utf8).split(separator: "\n").prefix(4)
+        let jsonl = try lines.map { String(decoding: try JSONSerialization.data(withJSONObject: ["text": String($0)]), as: UTF8.self) }
+        try (jsonl.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    func testPredictReproducesEveryReferenceAdaptersLogits() throws {
+        let model = try pretrainedModelFolder()
+        let input = try sentencesFile()
+        for name in ["ptv2_seqcls", "prefix_mlp_seqcls", "ptv1_lstm_seqcls", "lora_seqcls", "ptv2_tokcls"] {
+            let outputPath = input + ".\(name).out"
+            let result = try runProduct("ptune", ["predict", "--model", model, "--adapter", fixture("\(name)_adapter"),
+                                                  "--input", input, "--output", outputPath])
+            XCTAssertEqual(result.status, 0, result.standardError)
+            let reference = try SafeTensorsFile(path: fixture("\(name).safetensors"))
+            let expected = try reference.tensor("logits"), mask = try reference.int32s("attention_mask")
+            let lines = try String(contentsOfFile: outputPath, encoding: .utf8).split(separator: "\n")
+            XCTAssertEqual(lines.count, 4, name)
+            let T = try reference.info("input_ids").shape[1]
+            for (b, line) in lines.enumerated() {
+                let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+                if let logits = object["logits"] as? [Double] {
+                    XCTAssertNotNil(object["label"])
+                    for (k, value) in logits.enumerated() { XCTAssertEqual(value, Double(expected[b * 3 + k]), accuracy: 1e-4, name) }
+                } else {
+                    let rows = try XCTUnwrap(object["token_logits"] as? [[Double]], name)
+                    XCTAssertEqual(rows.count, mask[(b * T)..<((b + 1) * T)].filter { $0 == 1 }.count, "one row per word piece")
+                    for (t, row) in rows.enumerated() {
+                        for (k, value) in row.enumerated() { XCTAssertEqual(value, Double(expected[(b * T + t) * 5 + k]), accuracy: 1e-4) }
+                    }
+                }
+            }
+        }
+    }
+
+    func testPredictWithMergedLoRAMatchesUnmerged() throws {
+        let model = try pretrainedModelFolder(), input = try sentencesFile()
+        let arguments = ["predict", "--model", model, "--adapter", fixture("lora_seqcls_adapter"), "--input", input]
+        let plain = try runProduct("ptune", arguments), merged = try runProduct("ptune", arguments + ["--merge"])
+        XCTAssertEqual(plain.status, 0, plain.standardError)
+        XCTAssertEqual(merged.status, 0, merged.standardError)
+        let values = { (text: String) in text.split(separator: "\n").flatMap { line -> [Double] in
+            ((try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any])?["logits"] as? [Double] ?? [] } }
+        let (a, b) = (values(plain.standardOutput), values(merged.standardOutput))
+        XCTAssertEqual(a.count, 12)
+        for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: 1e-4) }
+    }
+
+    func testBadInputLineIsNamedAndNothingIsWritten() throws {
+        let model = try pretrainedModelFolder()
+        let folder = try temporaryFolder(self)
+        try "{\"text\": \"fine\"}\n{\"txt\": \"typo\"}\n".write(toFile: folder + "/in.jsonl", atomically: true, encoding: .utf8)
+        let result = try runProduct("ptune", ["predict", "--model", model, "--adapter", fixture("ptv2_seqcls_adapter"),
+                                              "--input", folder + "/in.jsonl", "--output", folder + "/out.jsonl"])
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssert(result.standardError.contains("in.jsonl:2: missing text field 'text'"), result.standardError)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/out.jsonl"))
+        let unknown = try runProduct("ptune", ["predict", "--model", model, "--adapter", folder, "--input", folder + "/in.jsonl"])
+        XCTAssertNotEqual(unknown.status, 0)
+        XCTAssert(unknown.standardError.contains("adapter_config.json: cannot read"), unknown.standardError)
+    }
+}
