@@ -25,11 +25,15 @@ let package = Package(
         .target(name: "Kernels", dependencies: ["COpenBLAS"]),
         .target(name: "Model", dependencies: ["Kernels"]),
         .target(name: "Tuning", dependencies: ["Model"]),
+        .target(name: "Tasks", dependencies: ["Tuning"]),
+        .target(name: "Training", dependencies: ["Tasks"]),
         .executableTarget(
             name: "PTuneCLI",
             dependencies: [
                 "Model",
                 "Tuning",
+                "Tasks",
+                "Training",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -37,6 +41,8 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "TestSupport"]),
         .testTarget(name: "TuningTests", dependencies: ["Tuning", "TestSupport"]),
+        .testTarget(name: "TasksTests", dependencies: ["Tasks", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"]),
         .testTarget(name: "CMPITests", dependencies: ["CMPI"]),
         .testTarget(name: "PTuneCLITests", dependencies: ["Model", "TestSupport"]),
     ]

@@ -4,6 +4,11 @@ import Foundation
 public struct Encoding: Equatable, Sendable {
     public var inputIds: [Int32]
     public var tokenTypeIds: [Int32]
+
+    public init(inputIds: [Int32], tokenTypeIds: [Int32]) {
+        self.inputIds = inputIds
+        self.tokenTypeIds = tokenTypeIds
+    }
 }
 
 /// BERT's WordPiece tokenizer: the basic pre-tokenizer, greedy longest-match

@@ -256,10 +256,10 @@ final class AdapterTensors {
 }
 
 /// Typed access to a JSON object's fields, with errors naming the file and the field.
-struct JSONFields {
-    let json: [String: Any]
-    let source: String
-    init(_ json: [String: Any], source: String) {
+public struct JSONFields {
+    public let json: [String: Any]
+    public let source: String
+    public init(_ json: [String: Any], source: String) {
         self.json = json
         self.source = source
     }
@@ -273,34 +273,34 @@ struct JSONFields {
         return typed
     }
 
-    func string(_ key: String, default fallback: String? = nil) throws -> String {
+    public func string(_ key: String, default fallback: String? = nil) throws -> String {
         try value(key, "a string", default: fallback) { $0 as? String }
     }
-    func int(_ key: String, default fallback: Int? = nil) throws -> Int {
+    public func int(_ key: String, default fallback: Int? = nil) throws -> Int {
         try value(key, "an integer", default: fallback) { ($0 as? NSNumber).flatMap { Int(exactly: $0.doubleValue) } }
     }
-    func float(_ key: String, default fallback: Float? = nil) throws -> Float {
+    public func float(_ key: String, default fallback: Float? = nil) throws -> Float {
         try value(key, "a number", default: fallback) { ($0 as? NSNumber).map { Float($0.doubleValue) } }
     }
-    func bool(_ key: String, default fallback: Bool? = nil) throws -> Bool {
+    public func bool(_ key: String, default fallback: Bool? = nil) throws -> Bool {
         try value(key, "true or false", default: fallback) { $0 as? Bool }
     }
-    func strings(_ key: String) throws -> [String] {
+    public func strings(_ key: String) throws -> [String] {
         try value(key, "a list of strings", default: nil) { ($0 as? [String]) ?? ($0 as? String).map { [$0] } }
     }
-    func ints(_ key: String) throws -> [Int] {
+    public func ints(_ key: String) throws -> [Int] {
         try value(key, "a list of integers", default: nil) { $0 as? [Int] }
     }
 }
 
 /// Writes a JSON object as PEFT does (sorted keys, indented), atomically.
-func writeJSON(_ object: [String: Any], to path: String) throws {
+public func writeJSON(_ object: [String: Any], to path: String) throws {
     let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])
     try writeAtomically(data, to: path)
 }
 
 /// Puts the finished `staging` folder where `folder` was; the old one is removed only after.
-func replaceFolder(_ folder: String, with staging: String) throws {
+public func replaceFolder(_ folder: String, with staging: String) throws {
     let manager = FileManager.default
     let old = folder + ".old-\(getpid())"
     if manager.fileExists(atPath: folder) { try manager.moveItem(atPath: folder, toPath: old) }

@@ -55,3 +55,68 @@ public enum MethodSpec: Equatable, Sendable {
         }
     }
 }
+
+extension MethodSpec {
+    /// The method as a JSON object (for a run's resolved config).
+    public var json: [String: Any] {
+        var object: [String: Any] = ["method": name]
+        switch self {
+        case let .ptv2(length, dropout, offset):
+            object["prompt_length"] = length
+            object["prompt_dropout"] = dropout
+            if let offset { object["position_offset"] = offset }
+        case let .prefix(length, hidden, offset):
+            object["prompt_length"] = length
+            object["prefix_hidden"] = hidden
+            if let offset { object["position_offset"] = offset }
+        case let .ptv1(length, encoder):
+            object["prompt_length"] = length
+            switch encoder {
+            case let .lstm(hidden, layers):
+                object.merge(["prompt_encoder": "lstm", "encoder_hidden": hidden, "encoder_layers": layers]) { $1 }
+            case let .mlp(hidden): object.merge(["prompt_encoder": "mlp", "encoder_hidden": hidden]) { $1 }
+            default: object["prompt_encoder"] = "none"
+            }
+        case let .lora(rank, alpha, dropout, targets):
+            object.merge(["lora_r": rank, "lora_alpha": alpha, "lora_dropout": dropout, "lora_targets": targets]) { $1 }
+        case let .freeze(layers, modules):
+            object.merge(["freeze_layers": layers, "freeze_modules": modules.rawValue]) { $1 }
+        case .full:
+            break
+        }
+        return object
+    }
+
+    /// Reads what `json` wrote; errors name `source` and the field.
+    public init(json: [String: Any], source: String) throws {
+        let fields = JSONFields(json, source: source)
+        switch try fields.string("method") {
+        case "ptv2":
+            self = .ptv2(length: try fields.int("prompt_length"), dropout: try fields.float("prompt_dropout"),
+                         positionOffset: json["position_offset"] as? Int)
+        case "prefix":
+            self = .prefix(length: try fields.int("prompt_length"), hidden: try fields.int("prefix_hidden"),
+                           positionOffset: json["position_offset"] as? Int)
+        case "ptv1":
+            let length = try fields.int("prompt_length")
+            switch try fields.string("prompt_encoder") {
+            case "lstm": self = .ptv1(length: length, encoder: .lstm(hidden: try fields.int("encoder_hidden"),
+                                                                     layers: try fields.int("encoder_layers")))
+            case "mlp": self = .ptv1(length: length, encoder: .mlp(hidden: try fields.int("encoder_hidden")))
+            default: self = .ptv1(length: length, encoder: .none(dropout: 0))
+            }
+        case "lora":
+            self = .lora(rank: try fields.int("lora_r"), alpha: try fields.float("lora_alpha"),
+                         dropout: try fields.float("lora_dropout"), targets: try fields.strings("lora_targets"))
+        case "freeze":
+            guard let modules = FreezeModules(rawValue: try fields.string("freeze_modules")) else {
+                throw InputError(source, "field 'freeze_modules' must be ff, attention or all")
+            }
+            self = .freeze(layers: try fields.int("freeze_layers"), modules: modules)
+        case "full":
+            self = .full
+        case let other:
+            throw InputError(source, "unknown method '\(other)'")
+        }
+    }
+}

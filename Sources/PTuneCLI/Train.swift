@@ -1,0 +1,107 @@
+import ArgumentParser
+import Foundation
+import Model
+import Tasks
+import Training
+import Tuning
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train one task with one method (one process); writes a run folder with metrics, the best adapter and a resumable checkpoint.")
+
+    @OptionGroup var model: ModelOptions
+
+    @Option(help: "Task spec file (JSON).")
+    var task: String?
+
+    @OptionGroup var method: MethodOptions
+
+    @Option(help: "Run folder to create.")
+    var out: String?
+
+    @Option(help: "Continue the interrupted run in this folder (its config.json decides everything else).")
+    var resume: String?
+
+    @Option(help: "Epochs over the training split.") var epochs = 3
+    @Option(help: "Train this many steps instead of --epochs.") var maxSteps: Int?
+    @Option(help: "Examples per step.") var batchSize = 32
+    @Option(help: "Peak learning rate (default by method: ptv2 1e-2, prefix and ptv1 1e-3, lora 5e-4, freeze 1e-4, full 5e-5).")
+    var lr: Float?
+    @Option(help: "AdamW weight decay (none on biases, LayerNorm and prompts).") var weightDecay: Float = 0.01
+    @Option(help: "Share of the steps spent warming up the learning rate.") var warmupRatio: Float = 0.06
+    @Option(help: "Clip the gradients' global norm to this (0: no clipping).") var maxGradNorm: Float = 1
+    @Option(help: "Evaluate on dev every N steps (default: each epoch).") var evalEvery: Int?
+    @Option(help: "Stop after N evaluations without improvement.") var patience: Int?
+    @Option(help: "Seed of initial values, batch order and dropout.") var seed: UInt64 = 42
+    @Option(help: "Truncate examples to this many tokens.") var maxLength = 128
+    @Option(help: "Log every N steps.") var logEvery = 10
+
+    func run() throws {
+        let trainer: Trainer
+        if let resume {
+            let configPath = resume + "/config.json"
+            guard let data = FileManager.default.contents(atPath: configPath),
+                  let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+                throw InputError(configPath, "cannot read the run's config")
+            }
+            trainer = try Trainer(settings: try TrainingSettings(json: json, source: configPath), folder: resume, resume: true)
+        } else {
+            guard let task else { throw ValidationError("--task is required (or --resume RUN)") }
+            guard let out else { throw ValidationError("--out is required (or --resume RUN)") }
+            var settings = TrainingSettings(taskSpec: absolute(task), modelFolder: absolute(model.folder), method: method.spec,
+                                            learningRate: lr)
+            settings.epochs = epochs
+            settings.maxSteps = maxSteps
+            settings.batchSize = batchSize
+            settings.weightDecay = weightDecay
+            settings.warmupRatio = warmupRatio
+            settings.maxGradNorm = maxGradNorm
+            settings.evalEvery = evalEvery
+            settings.patience = patience
+            settings.seed = seed
+            settings.maxLength = maxLength
+            settings.logEvery = logEvery
+            trainer = try Trainer(settings: settings, folder: out)
+        }
+        if let summary = try trainer.run() {
+            let data = try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys, .prettyPrinted])
+            print(String(decoding: data, as: UTF8.self))
+        }
+    }
+}
+
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Score an adapter on a split of a task.")
+
+    @OptionGroup var model: ModelOptions
+    @Option(help: "Task spec file (JSON).") var task: String
+    @Option(help: "Adapter folder (PEFT format).") var adapter: String
+    @Option(help: "Split to score: train, dev or test.") var split = "test"
+    @Option(help: "Examples per forward pass.") var batchSize = 32
+    @Option(help: "Truncate examples to this many tokens.") var maxLength = 128
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func run() throws {
+        let pretrained = try PretrainedModel(folder: model.folder)
+        let spec = try TaskSpec(contentsOf: task)
+        let (tuned, info) = try PeftAdapter.read(adapter, weights: pretrained.weights)
+        guard info.kind == spec.kind, tuned.head.labelCount == spec.labels.count else {
+            throw InputError(adapter, "the adapter's head (\(info.kind.rawValue), \(tuned.head.labelCount) labels) does not fit task \(spec.name) (\(spec.kind.rawValue), \(spec.labels.count) labels)")
+        }
+        let data = try SplitData(spec: spec, split: split,
+                                 encoder: ExampleEncoder(tokenizer: pretrained.tokenizer, kind: spec.kind, maxLength: maxLength))
+        let scores = evaluate(tuned, on: data, batchSize: batchSize, paddingId: pretrained.tokenizer.paddingId).scores
+        if json {
+            let object: [String: Any] = ["task": spec.name, "split": split, "examples": data.examples.count, "metrics": scores]
+            print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+        } else {
+            print("\(spec.name) \(split) (\(data.examples.count) examples)")
+            for (name, value) in scores.sorted(by: { $0.key < $1.key }) { print(String(format: "  %-18@ %.4f", name, value)) }
+        }
+    }
+}
+
+/// A path made absolute against the working directory, so a run's config works from anywhere.
+func absolute(_ path: String) -> String {
+    path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+}

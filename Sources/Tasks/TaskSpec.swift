@@ -1,0 +1,82 @@
+import Foundation
+import Model
+import Tuning
+
+/// A task described in a small JSON spec file, not in code:
+///
+///     {"name": "sentiment", "kind": "classification", "labels": ["fresh", "rotten", "plot"],
+///      "format": "jsonl", "text_field": "text", "label_field": "label",
+///      "train": "data/sentiment/train.jsonl", "dev": "...", "test": "..."}
+///
+/// `kind` is `classification` or `tagging`; `format` is `jsonl`, `csv` (with a header row)
+/// or `conll` (token, tab, tag; a blank line between sentences); `text_pair_field` is optional;
+/// tagging JSONL lines are `{"tokens": [...], "tags": [...]}`. Paths are relative to the spec file.
+public struct TaskSpec: Equatable, Sendable {
+    public enum Format: String, Sendable { case jsonl, csv, conll }
+
+    public var name: String
+    public var kind: TaskKind
+    public var labels: [String]
+    public var format: Format
+    public var textField: String
+    public var textPairField: String?
+    public var labelField: String
+    /// Split name → absolute path.
+    public var splits: [String: String]
+    /// The spec file itself.
+    public var path: String
+
+    /// Reads and validates a spec file; errors name the file and the field.
+    public init(contentsOf path: String) throws {
+        guard let data = FileManager.default.contents(atPath: path) else { throw InputError(path, "cannot read") }
+        guard let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw InputError(path, "not a JSON object")
+        }
+        func string(_ key: String, default fallback: String? = nil) throws -> String {
+            guard let value = json[key] else {
+                if let fallback { return fallback }
+                throw InputError(path, "missing field '\(key)'")
+            }
+            guard let text = value as? String, !text.isEmpty else { throw InputError(path, "field '\(key)' must be a non-empty string") }
+            return text
+        }
+        self.path = path
+        name = try string("name")
+        guard let kind = TaskKind(rawValue: try string("kind")) else {
+            throw InputError(path, "field 'kind' must be classification or tagging")
+        }
+        self.kind = kind
+        guard let labels = json["labels"] as? [String], !labels.isEmpty else {
+            throw InputError(path, "field 'labels' must be a non-empty list of strings")
+        }
+        guard Set(labels).count == labels.count else { throw InputError(path, "field 'labels' lists a label twice") }
+        self.labels = labels
+        guard let format = Format(rawValue: try string("format", default: kind == .tagging ? "conll" : "jsonl")) else {
+            throw InputError(path, "field 'format' must be jsonl, csv or conll")
+        }
+        guard !(kind == .classification && format == .conll) else {
+            throw InputError(path, "format conll holds tagged tokens; classification needs jsonl or csv")
+        }
+        guard !(kind == .tagging && format == .csv) else {
+            throw InputError(path, "format csv holds one label per row; tagging needs jsonl or conll")
+        }
+        self.format = format
+        textField = try string("text_field", default: kind == .tagging ? "tokens" : "text")
+        textPairField = json["text_pair_field"] as? String
+        labelField = try string("label_field", default: kind == .tagging ? "tags" : "label")
+        let folder = (path as NSString).deletingLastPathComponent
+        var splits: [String: String] = [:]
+        for split in ["train", "dev", "test"] {
+            guard let relative = json[split] as? String else { continue }
+            splits[split] = relative.hasPrefix("/") ? relative : (folder as NSString).appendingPathComponent(relative)
+        }
+        guard splits["train"] != nil else { throw InputError(path, "missing field 'train'") }
+        self.splits = splits
+    }
+
+    /// The file of a split, or an error naming the spec and the split.
+    public func file(_ split: String) throws -> String {
+        guard let file = splits[split] else { throw InputError(path, "no '\(split)' split") }
+        return file
+    }
+}

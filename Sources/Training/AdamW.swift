@@ -1,0 +1,91 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Kernels
+import Model
+
+/// AdamW with decoupled weight decay (Loshchilov & Hutter), as `torch.optim.AdamW`:
+/// p ← p − lr·wd·p − lr·m̂/(√v̂ + ε). No decay on biases, LayerNorm weights and prompts.
+/// Moments exist only for the trainable parameters it is given.
+public final class AdamW {
+    public let parameters: [Parameter]
+    public var beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8
+    public var weightDecay: Float
+    /// Completed updates (for bias correction).
+    public private(set) var step = 0
+    private let first: [Tensor], second: [Tensor]
+    private let decays: [Bool]
+
+    public init(parameters: [Parameter], weightDecay: Float = 0.01) {
+        self.parameters = parameters
+        self.weightDecay = weightDecay
+        first = parameters.map { Tensor(shape: $0.shape) }
+        second = parameters.map { Tensor(shape: $0.shape) }
+        decays = parameters.map { AdamW.decays($0.name) }
+    }
+
+    /// Whether a parameter gets weight decay: not biases, LayerNorm weights or prompt vectors.
+    public static func decays(_ name: String) -> Bool {
+        !(name.contains("bias") || name.contains("LayerNorm") || name.hasPrefix("prompt_encoder.embedding"))
+    }
+
+    /// One update with learning rate `lr` from the parameters' current gradients.
+    public func update(lr: Float) {
+        step += 1
+        let correction1 = 1 - powf(beta1, Float(step)), correction2 = 1 - powf(beta2, Float(step))
+        for (index, parameter) in parameters.enumerated() {
+            guard let gradient = parameter.gradient else { continue }
+            let p = parameter.value.data, g = gradient.data, m = first[index].data, v = second[index].data
+            let decay = decays[index] ? 1 - lr * weightDecay : 1
+            for i in 0..<parameter.value.count {
+                m[i] = beta1 * m[i] + (1 - beta1) * g[i]
+                v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i]
+                let mHat = m[i] / correction1, vHat = v[i] / correction2
+                p[i] = p[i] * decay - lr * mHat / (vHat.squareRoot() + epsilon)
+            }
+        }
+    }
+
+    /// The moments, named for a checkpoint (`adam.m.NAME`, `adam.v.NAME`).
+    public var state: [(name: String, tensor: Tensor)] {
+        parameters.indices.flatMap { [("adam.m." + parameters[$0].name, first[$0]), ("adam.v." + parameters[$0].name, second[$0])] }
+    }
+
+    /// Restores the moments and the step from a checkpoint's state.
+    public func restore(state: [String: Tensor], step: Int) throws {
+        for (index, parameter) in parameters.enumerated() {
+            for (prefix, tensor) in [("adam.m.", first[index]), ("adam.v.", second[index])] {
+                guard let stored = state[prefix + parameter.name], stored.count == tensor.count else {
+                    throw InputError("checkpoint", "no optimizer state '\(prefix + parameter.name)' of the right size")
+                }
+                tensor.copy(from: stored)
+            }
+        }
+        self.step = step
+    }
+}
+
+/// Scales every trainable gradient so their global L2 norm is at most `maxNorm`; returns the norm before.
+@discardableResult
+public func clipGradientNorm(_ parameters: [Parameter], maxNorm: Float) -> Float {
+    var sum: Double = 0
+    for parameter in parameters {
+        guard let g = parameter.gradient else { continue }
+        for i in 0..<g.count { sum += Double(g[i]) * Double(g[i]) }
+    }
+    let norm = Float(sum.squareRoot())
+    if maxNorm > 0 && norm > maxNorm {
+        let scale = maxNorm / (norm + 1e-6)
+        for parameter in parameters { if let g = parameter.gradient { for i in 0..<g.count { g[i] *= scale } } }
+    }
+    return norm
+}
+
+/// Linear warm-up from 0 to `peak` over `warmup` steps, then linear decay to 0 at `total`
+/// (transformers' `get_linear_schedule_with_warmup`). `step` counts from 0.
+public func linearSchedule(step: Int, total: Int, warmup: Int, peak: Float) -> Float {
+    if step < warmup { return peak * Float(step + 1) / Float(max(warmup, 1)) }
+    return peak * max(0, Float(total - step) / Float(max(total - warmup, 1)))
+}

@@ -1,0 +1,39 @@
+import Foundation
+import Kernels
+
+/// Progress on standard error: a bar redrawn in place on a terminal, plain log lines otherwise.
+public final class Progress {
+    private let total: Int
+    private let label: String
+    private let isTerminal = isatty(STDERR_FILENO) != 0
+    private let start = ContinuousClock.now
+
+    public init(total: Int, label: String) {
+        self.total = total
+        self.label = label
+    }
+
+    /// Reports `done` of `total` steps with a status such as "loss 0.41 · 1,200 tok/s".
+    public func update(_ done: Int, status: String, force: Bool = false) {
+        let elapsed = (ContinuousClock.now - start).seconds
+        let remaining = done > 0 ? elapsed / Double(done) * Double(total - done) : 0
+        let eta = String(format: "%d:%02d", Int(remaining) / 60, Int(remaining) % 60)
+        if isTerminal {
+            let width = 24, filled = total > 0 ? width * done / total : width
+            let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
+            write("\r\(label) [\(bar)] \(done)/\(total) · \(status) · \(eta) left\u{1B}[K")
+        } else if force {
+            write("\(label) step \(done)/\(total) · \(status) · \(eta) left\n")
+        }
+    }
+
+    /// Prints a line of its own (an evaluation result), keeping the bar below it.
+    public func log(_ line: String) {
+        write(isTerminal ? "\r\u{1B}[K\(line)\n" : "\(line)\n")
+    }
+
+    public func finish() { if isTerminal { write("\n") } }
+
+    private func write(_ text: String) { FileHandle.standardError.write(Data(text.utf8)) }
+}
+

@@ -1,0 +1,207 @@
+import Foundation
+import Kernels
+import Model
+import Tasks
+import Tuning
+
+/// Trains one task with one method in one process, writing a run folder:
+///
+///     config.json       the resolved settings (what --resume reads)
+///     metrics.jsonl     step, loss, learning rate, tokens/s; dev metrics at each evaluation
+///     best_adapter/     the best adapter on dev, in PEFT's format
+///     checkpoint.safetensors  the last evaluation's state: trainable weights, AdamW moments, step
+///     summary.json      best dev metrics, test metrics of the best adapter, counts and wall time
+///
+/// Deterministic for a seed: batch order per epoch, dropout per step and initial values all
+/// derive from it, so a resumed run ends where an uninterrupted one would.
+public final class Trainer {
+    public let settings: TrainingSettings
+    public let folder: String
+    public let pretrained: PretrainedModel
+    public let spec: TaskSpec
+    public let model: TunedModel
+    public let train: SplitData, dev: SplitData
+    private let optimizer: AdamW
+    private var step = 0
+    private var bestScore = -Double.infinity, bestStep = 0, evaluationsWithoutGain = 0
+    private var wallSeconds = 0.0
+
+    /// Prepares a new run in `folder` (which must not hold one), or with `resume`, continues the run there.
+    public init(settings: TrainingSettings, folder: String, resume: Bool = false) throws {
+        try settings.validate()
+        self.settings = settings
+        self.folder = folder
+        pretrained = try PretrainedModel(folder: settings.modelFolder)
+        spec = try TaskSpec(contentsOf: settings.taskSpec)
+        let encoder = ExampleEncoder(tokenizer: pretrained.tokenizer, kind: spec.kind, maxLength: settings.maxLength)
+        train = try SplitData(spec: spec, split: "train", encoder: encoder)
+        dev = try SplitData(spec: spec, split: spec.splits["dev"] == nil ? "train" : "dev", encoder: encoder)
+        let components = try settings.method.components(weights: pretrained.weights, seed: settings.seed)
+        let head = TaskHead(kind: spec.kind, labels: spec.labels.count, hiddenSize: pretrained.config.hiddenSize,
+                            dropout: settings.headDropout, seed: settings.seed &+ 1)
+        model = TunedModel(weights: pretrained.weights, components: components, head: head)
+        optimizer = AdamW(parameters: model.trainable, weightDecay: settings.weightDecay)
+        if resume {
+            try restore()
+        } else {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            guard !FileManager.default.fileExists(atPath: checkpointPath) else {
+                throw InputError(folder, "already holds a run; pass --resume to continue it, or choose another --out")
+            }
+            try writeJSON(settings.json, to: folder + "/config.json")
+            try writeAtomically(Data(), to: metricsPath)
+        }
+    }
+
+    public var stepsPerEpoch: Int { (train.encoded.count + settings.batchSize - 1) / settings.batchSize }
+    public var totalSteps: Int { settings.maxSteps ?? settings.epochs * stepsPerEpoch }
+    public var evalEvery: Int { settings.evalEvery ?? stepsPerEpoch }
+    public var completedSteps: Int { step }
+    private var checkpointPath: String { folder + "/checkpoint.safetensors" }
+    private var metricsPath: String { folder + "/metrics.jsonl" }
+    private var adapterPath: String { folder + "/best_adapter" }
+
+    /// Trains until the schedule ends, early stopping triggers, or `stopAfter` steps are done
+    /// (a checkpoint is written then, as at an interruption). Returns the summary once finished.
+    @discardableResult
+    public func run(stopAfter: Int? = nil) throws -> [String: Any]? {
+        let progress = Progress(total: totalSteps, label: "\(spec.name)/\(settings.method.name)")
+        if step == 0 {
+            progress.log("\(spec.name): \(train.encoded.count) train, \(dev.encoded.count) \(dev.name) examples; "
+                         + "\(train.truncatedCount + dev.truncatedCount) truncated to \(settings.maxLength) tokens; "
+                         + "\(model.trainableCount) trainable parameters; \(totalSteps) steps")
+        }
+        let clock = ContinuousClock()
+        var lossSum = 0.0, lossCount = 0, tokens = 0, tokenSeconds = 0.0
+        var batches: [[Int]] = []
+        var stopped = false
+        while step < totalSteps && !stopped {
+            let epoch = step / stepsPerEpoch
+            if batches.isEmpty || step % stepsPerEpoch == 0 {
+                batches = Batching.trainingBatches(lengths: train.lengths, batchSize: settings.batchSize,
+                                                   seed: settings.seed &+ UInt64(epoch) &* 0x9E37_79B9)
+            }
+            let started = clock.now
+            let batch = train.batch(batches[step % stepsPerEpoch], paddingId: pretrained.tokenizer.paddingId)
+            model.parameters.zeroGradients()
+            model.forward(batch.tokens, dropoutSeed: settings.seed ^ (UInt64(step) &* 0xD1B5_4A32_D192_ED03))
+            let loss = model.loss(labels: batch.labels)
+            model.backward(labels: batch.labels)
+            clipGradientNorm(model.trainable, maxNorm: settings.maxGradNorm)
+            let lr = linearSchedule(step: step, total: totalSteps,
+                                    warmup: Int(settings.warmupRatio * Float(totalSteps)), peak: settings.learningRate)
+            optimizer.update(lr: lr)
+            step += 1
+            let seconds = (clock.now - started).seconds
+            wallSeconds += seconds
+            tokenSeconds += seconds
+            tokens += batch.tokens.tokenCount
+            lossSum += Double(loss)
+            lossCount += 1
+
+            let status = String(format: "loss %.4f · %.0f tok/s", lossSum / Double(max(lossCount, 1)), Double(tokens) / tokenSeconds)
+            if step % settings.logEvery == 0 || step == totalSteps {
+                try appendMetrics(["step": step, "epoch": Double(step) / Double(stepsPerEpoch), "loss": lossSum / Double(lossCount),
+                                   "lr": lr, "tokens_per_s": Double(tokens) / tokenSeconds])
+                progress.update(step, status: status, force: true)
+                lossSum = 0; lossCount = 0; tokens = 0; tokenSeconds = 0
+            } else {
+                progress.update(step, status: status)
+            }
+            if step % evalEvery == 0 || step == totalSteps {
+                stopped = try evaluateAndCheckpoint(progress)
+                lossSum = 0; lossCount = 0
+            }
+            if let stopAfter, step >= stopAfter, step < totalSteps, !stopped {
+                try writeCheckpoint()
+                progress.finish()
+                return nil
+            }
+        }
+        progress.finish()
+        return try finish()
+    }
+
+    /// Scores dev, keeps the adapter when it is the best so far, writes the checkpoint;
+    /// returns whether early stopping says to stop.
+    private func evaluateAndCheckpoint(_ progress: Progress) throws -> Bool {
+        let (scores, _) = evaluate(model, on: dev, batchSize: settings.batchSize, paddingId: pretrained.tokenizer.paddingId)
+        let score = scores[primaryMetric(spec)] ?? 0
+        try appendMetrics(["step": step, dev.name: scores])
+        progress.log("step \(step): \(dev.name) " + scores.sorted { $0.key < $1.key }
+            .map { "\($0.key) \(String(format: "%.4f", $0.value))" }.joined(separator: ", "))
+        if score > bestScore {
+            bestScore = score
+            bestStep = step
+            evaluationsWithoutGain = 0
+            try PeftAdapter.write(model, info: AdapterInfo(spec: settings.method, kind: spec.kind, labels: spec.labels,
+                                                           baseModel: settings.modelFolder), to: adapterPath)
+        } else {
+            evaluationsWithoutGain += 1
+        }
+        try writeCheckpoint()
+        if let patience = settings.patience, evaluationsWithoutGain >= patience {
+            progress.log("early stop: no gain on \(dev.name) in \(patience) evaluations")
+            return true
+        }
+        return false
+    }
+
+    private func writeCheckpoint() throws {
+        try TrainingCheckpoint.write(model, state: optimizer.state, metadata: [
+            "step": String(step), "best_score": String(bestScore), "best_step": String(bestStep),
+            "evaluations_without_gain": String(evaluationsWithoutGain), "wall_seconds": String(wallSeconds),
+        ], to: checkpointPath)
+    }
+
+    private func restore() throws {
+        guard FileManager.default.fileExists(atPath: checkpointPath) else {
+            throw InputError(folder, "no checkpoint.safetensors to resume from")
+        }
+        let (state, metadata) = try TrainingCheckpoint.read(checkpointPath, into: model)
+        func number(_ key: String) throws -> Double {
+            guard let value = metadata[key].flatMap(Double.init) else { throw InputError(checkpointPath, "metadata lacks '\(key)'") }
+            return value
+        }
+        step = Int(try number("step"))
+        bestScore = try number("best_score")
+        bestStep = Int(try number("best_step"))
+        evaluationsWithoutGain = Int(try number("evaluations_without_gain"))
+        wallSeconds = try number("wall_seconds")
+        try optimizer.restore(state: state, step: step)
+        // Lines written after the checkpoint belong to the interrupted attempt: drop them.
+        let lines = (try? String(contentsOfFile: metricsPath, encoding: .utf8)) ?? ""
+        let kept = lines.split(separator: "\n").filter { line in
+            let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+            return (object?["step"] as? Int ?? Int.max) <= step
+        }
+        try writeAtomically(Data(kept.map { $0 + "\n" }.joined().utf8), to: metricsPath)
+    }
+
+    private func appendMetrics(_ object: [String: Any]) throws {
+        let line = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) + Data("\n".utf8)
+        guard let handle = FileHandle(forWritingAtPath: metricsPath) else { throw InputError(metricsPath, "cannot append") }
+        defer { try? handle.close() }
+        try handle.seekToEnd()
+        try handle.write(contentsOf: line)
+    }
+
+    /// Scores the best adapter on test (or dev when the task has no test split) and writes the summary.
+    private func finish() throws -> [String: Any] {
+        var summary: [String: Any] = [
+            "task": spec.name, "method": settings.method.json, "trainable_parameters": model.trainableCount,
+            "steps": step, "best_step": bestStep, "train_seconds": wallSeconds,
+            "truncated_examples": train.truncatedCount + dev.truncatedCount, "primary_metric": primaryMetric(spec),
+        ]
+        let best = try PretrainedModel(folder: settings.modelFolder)
+        let (adapter, _) = try PeftAdapter.read(adapterPath, weights: best.weights)
+        let encoder = ExampleEncoder(tokenizer: pretrained.tokenizer, kind: spec.kind, maxLength: settings.maxLength)
+        summary[dev.name] = evaluate(adapter, on: dev, batchSize: settings.batchSize, paddingId: pretrained.tokenizer.paddingId).scores
+        if spec.splits["test"] != nil {
+            let test = try SplitData(spec: spec, split: "test", encoder: encoder)
+            summary["test"] = evaluate(adapter, on: test, batchSize: settings.batchSize, paddingId: pretrained.tokenizer.paddingId).scores
+        }
+        try writeJSON(summary, to: folder + "/summary.json")
+        return summary
+    }
+}

@@ -1,0 +1,89 @@
+import Foundation
+import Model
+import Tuning
+
+/// Everything that decides a training run, written to the run folder as `config.json`
+/// so `--resume` rebuilds the same run.
+public struct TrainingSettings: Equatable {
+    public var taskSpec: String
+    public var modelFolder: String
+    public var method: MethodSpec
+    public var epochs: Int = 3
+    /// Stop after this many steps instead of `epochs` (the schedule spans them).
+    public var maxSteps: Int?
+    public var batchSize: Int = 32
+    public var learningRate: Float
+    public var weightDecay: Float = 0.01
+    public var warmupRatio: Float = 0.06
+    public var maxGradNorm: Float = 1.0
+    /// Evaluate on dev every N steps (default: once an epoch) and at the end.
+    public var evalEvery: Int?
+    /// Stop after this many evaluations without improvement (nil: never).
+    public var patience: Int?
+    public var seed: UInt64 = 42
+    public var maxLength: Int = 128
+    public var logEvery: Int = 10
+    /// Dropout before the classifier.
+    public var headDropout: Float = 0.1
+
+    public init(taskSpec: String, modelFolder: String, method: MethodSpec, learningRate: Float? = nil) {
+        self.taskSpec = taskSpec
+        self.modelFolder = modelFolder
+        self.method = method
+        self.learningRate = learningRate ?? Self.defaultLearningRate(method)
+    }
+
+    /// Learning rates that suit each method on a small BERT (P-tuning v2's recipes use 5e-3 to 3e-2 for prompts).
+    public static func defaultLearningRate(_ method: MethodSpec) -> Float {
+        switch method {
+        case .ptv2: 1e-2
+        case .prefix, .ptv1: 1e-3
+        case .lora: 5e-4
+        case .freeze: 1e-4
+        case .full: 5e-5
+        }
+    }
+
+    public var json: [String: Any] {
+        var object: [String: Any] = [
+            "task": taskSpec, "model": modelFolder, "method": method.json, "epochs": epochs, "batch_size": batchSize,
+            "lr": learningRate, "weight_decay": weightDecay, "warmup_ratio": warmupRatio, "max_grad_norm": maxGradNorm,
+            "seed": seed, "max_length": maxLength, "log_every": logEvery, "head_dropout": headDropout,
+        ]
+        if let maxSteps { object["max_steps"] = maxSteps }
+        if let evalEvery { object["eval_every"] = evalEvery }
+        if let patience { object["patience"] = patience }
+        return object
+    }
+
+    public init(json: [String: Any], source: String) throws {
+        let fields = JSONFields(json, source: source)
+        guard let method = json["method"] as? [String: Any] else { throw InputError(source, "missing field 'method'") }
+        self.init(taskSpec: try fields.string("task"), modelFolder: try fields.string("model"),
+                  method: try MethodSpec(json: method, source: source), learningRate: try fields.float("lr"))
+        epochs = try fields.int("epochs")
+        batchSize = try fields.int("batch_size")
+        weightDecay = try fields.float("weight_decay")
+        warmupRatio = try fields.float("warmup_ratio")
+        maxGradNorm = try fields.float("max_grad_norm")
+        seed = UInt64(try fields.int("seed"))
+        maxLength = try fields.int("max_length")
+        logEvery = try fields.int("log_every")
+        headDropout = try fields.float("head_dropout")
+        maxSteps = json["max_steps"] as? Int
+        evalEvery = json["eval_every"] as? Int
+        patience = json["patience"] as? Int
+    }
+
+    /// Checks the numbers; errors name the option.
+    public func validate() throws {
+        for (name, value) in [("--batch-size", batchSize), ("--epochs", epochs), ("--max-length", maxLength),
+                              ("--log-every", logEvery)] where value <= 0 {
+            throw InputError(name, "must be positive, not \(value)")
+        }
+        if let maxSteps, maxSteps <= 0 { throw InputError("--max-steps", "must be positive, not \(maxSteps)") }
+        if let evalEvery, evalEvery <= 0 { throw InputError("--eval-every", "must be positive, not \(evalEvery)") }
+        guard learningRate > 0 else { throw InputError("--lr", "must be positive, not \(learningRate)") }
+        guard maxLength >= 8 else { throw InputError("--max-length", "must be at least 8, not \(maxLength)") }
+    }
+}
