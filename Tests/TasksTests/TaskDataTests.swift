@@ -1,0 +1,92 @@
+import Foundation
+import Model
+import Tasks
+import TestSupport
+import Tuning
+import XCTest
+
+/// Task specs and their data files, on files the tests write.
+final class TaskDataTests: XCTestCase {
+    private func write(_ files: [String: String]) throws -> String {
+        let folder = try temporaryFolder(self)
+        for (name, content) in files { try content.write(toFile: folder + "/" + name, atomically: true, encoding: .utf8) }
+        return folder
+    }
+
+    private func spec(_ fields: String, files: [String: String]) throws -> (TaskSpec, String) {
+        let folder = try write(files.merging(["task.json": "{\(fields)}"]) { $1 })
+        return (try TaskSpec(contentsOf: folder + "/task.json"), folder)
+    }
+
+    private func expectError(_ expected: String, line: UInt = #line, _ body: () throws -> Void) {
+        XCTAssertThrowsError(try body(), line: line) { error in
+            XCTAssert(error is InputError, "\(error)", line: line)
+            XCTAssert("\(error)".contains(expected), "'\(error)' does not mention '\(expected)'", line: line)
+        }
+    }
+
+    private let classification = #""name": "t", "kind": "classification", "labels": ["neg", "pos"], "format": "jsonl", "train": "train.jsonl""#
+
+    func testJSONLClassificationWithPairs() throws {
+        let (spec, _) = try spec(classification + #", "text_pair_field": "b""#,
+                                 files: ["train.jsonl": "{\"text\": \"a\", \"b\": \"c\", \"label\": \"pos\"}\n\n{\"text\": \"d\", \"b\": \"e\", \"label\": \"neg\"}\n"])
+        XCTAssertEqual(try spec.examples("train"), [.classification("a", pair: "c", label: 1), .classification("d", pair: "e", label: 0)])
+    }
+
+    func testCSVWithQuotedCommasNewlinesAndQuotes() throws {
+        let (spec, _) = try spec(#""name": "t", "kind": "classification", "labels": ["0", "1"], "format": "csv", "text_field": "sentence", "label_field": "y", "train": "train.csv""#,
+                                 files: ["train.csv": "y,sentence\n1,\"hello, \"\"world\"\"\nagain\"\n0,plain\n"])
+        XCTAssertEqual(try spec.examples("train"), [.classification("hello, \"world\"\nagain", label: 1), .classification("plain", label: 0)])
+    }
+
+    func testCoNLLAndJSONLTagging() throws {
+        let tags = #""labels": ["O", "B-X", "I-X"]"#
+        let (conll, _) = try spec(#""name": "t", "kind": "tagging", \#(tags), "format": "conll", "train": "train.conll""#,
+                                  files: ["train.conll": "a\tB-X\nb\tI-X\n\nc\tO\n\n\n"])
+        XCTAssertEqual(try conll.examples("train"), [.tagging(["a", "b"], tags: [1, 2]), .tagging(["c"], tags: [0])])
+        let (jsonl, _) = try spec(#""name": "t", "kind": "tagging", \#(tags), "format": "jsonl", "train": "train.jsonl""#,
+                                  files: ["train.jsonl": "{\"tokens\": [\"a\", \"b\"], \"tags\": [\"B-X\", \"O\"]}\n"])
+        XCTAssertEqual(try jsonl.examples("train"), [.tagging(["a", "b"], tags: [1, 0])])
+    }
+
+    func testBadDataNamesFileAndLine() throws {
+        let (bad, folder) = try spec(classification, files: ["train.jsonl": "{\"text\": \"ok\", \"label\": \"pos\"}\n{not json\n"])
+        expectError("\(folder)/train.jsonl:2: not a JSON object") { _ = try bad.examples("train") }
+        let (unknown, _) = try spec(classification, files: ["train.jsonl": "{\"text\": \"ok\", \"label\": \"meh\"}\n"])
+        expectError("train.jsonl:1: label 'meh' is not in the spec's labels") { _ = try unknown.examples("train") }
+        let (noText, _) = try spec(classification, files: ["train.jsonl": "{\"txt\": \"ok\", \"label\": \"pos\"}\n"])
+        expectError("train.jsonl:1: missing text field 'text'") { _ = try noText.examples("train") }
+        let (empty, _) = try spec(classification, files: ["train.jsonl": "\n"])
+        expectError("the train split is empty") { _ = try empty.examples("train") }
+        let (noTab, _) = try spec(#""name": "t", "kind": "tagging", "labels": ["O"], "format": "conll", "train": "train.conll""#,
+                                  files: ["train.conll": "a\tO\nb O\n"])
+        expectError("train.conll:2: expected token, tab, tag") { _ = try noTab.examples("train") }
+        expectError("task.json: field 'kind' must be classification or tagging") {
+            _ = try spec(#""name": "t", "kind": "regression", "labels": ["a"], "train": "x""#, files: [:])
+        }
+        expectError("no 'test' split") { _ = try bad.examples("test") }
+    }
+
+    func testWordTagsGoToTheFirstPieceAndTruncationDropsWholeWords() throws {
+        let tokenizer = try BertTokenizer(tokenizerJSON: try pretrainedModelFolder() + "/tokenizer.json")
+        let n = tokenizer.pieceIds("unbelievably").count
+        XCTAssertGreaterThan(n, 1)
+        // Room for [CLS], "go", the pieces of "unbelievably" and [SEP]: "far" is cut as a whole.
+        let encoder = ExampleEncoder(tokenizer: tokenizer, kind: .tagging, maxLength: n + 3)
+        let encoded = encoder.encode(.tagging(["go", "unbelievably", "far"], tags: [1, 2, 0]))
+        XCTAssertEqual(encoded.inputIds.count, n + 3)
+        XCTAssertEqual(encoded.labels, [-100, 1, 2] + [Int32](repeating: -100, count: n))
+        XCTAssertEqual(encoded.wordStarts, [1, 2])
+        XCTAssertTrue(encoded.truncated)
+    }
+
+    func testBatchesCoverEveryExampleOnceAndDependOnlyOnTheSeed() {
+        let lengths = (0..<103).map { ($0 * 37) % 50 + 3 }
+        let a = Batching.trainingBatches(lengths: lengths, batchSize: 8, seed: 1)
+        XCTAssertEqual(a.flatMap { $0 }.sorted(), Array(0..<103))
+        XCTAssertEqual(a, Batching.trainingBatches(lengths: lengths, batchSize: 8, seed: 1))
+        XCTAssertNotEqual(a, Batching.trainingBatches(lengths: lengths, batchSize: 8, seed: 2))
+        let spread = a.map { batch in batch.map { lengths[$0] }.max()! - batch.map { lengths[$0] }.min()! }
+        XCTAssertLessThan(Double(spread.reduce(0, +)) / Double(spread.count), 10, "batches group similar lengths")
+    }
+}

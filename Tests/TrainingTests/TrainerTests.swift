@@ -1,0 +1,133 @@
+import Foundation
+import Kernels
+import Model
+import Tasks
+import TestSupport
+import Training
+import Tuning
+import XCTest
+
+/// The training loop on a small sentiment task the test writes itself.
+final class TrainerTests: XCTestCase {
+    /// Writes a two-label task: short reviews whose label follows the adjective.
+    private func makeTask() throws -> String {
+        let folder = try temporaryFolder(self)
+        let good = ["great", "wonderful", "excellent", "superb", "lovely", "brilliant", "delightful", "fantastic"]
+        let bad = ["terrible", "awful", "dreadful", "boring", "horrible", "painful", "dull", "weak"]
+        let subjects = ["the movie", "this film", "the acting", "the plot", "the ending", "the story", "our evening", "the cast"]
+        func lines(_ range: Range<Int>) -> String {
+            range.map { i -> String in
+                let positive = i % 2 == 0
+                let word = (positive ? good : bad)[(i / 2) % 8]
+                let text = "\(subjects[(i / 3) % 8]) was \(word)"
+                return String(decoding: try! JSONSerialization.data(withJSONObject: ["text": text, "label": positive ? "pos" : "neg"]),
+                              as: UTF8.self)
+            }.joined(separator: "\n") + "\n"
+        }
+        try lines(0..<64).write(toFile: folder + "/train.jsonl", atomically: true, encoding: .utf8)
+        try lines(64..<80).write(toFile: folder + "/dev.jsonl", atomically: true, encoding: .utf8)
+        try lines(80..<96).write(toFile: folder + "/test.jsonl", atomically: true, encoding: .utf8)
+        try #"{"name": "tiny-sentiment", "kind": "classification", "labels": ["neg", "pos"], "format": "jsonl", "train": "train.jsonl", "dev": "dev.jsonl", "test": "test.jsonl"}"#
+            .write(toFile: folder + "/task.json", atomically: true, encoding: .utf8)
+        return folder + "/task.json"
+    }
+
+    private func settings(_ task: String, _ method: MethodSpec, steps: Int, lr: Float? = nil) throws -> TrainingSettings {
+        var settings = TrainingSettings(taskSpec: task, modelFolder: try pretrainedModelFolder(), method: method, learningRate: lr)
+        settings.maxSteps = steps
+        settings.batchSize = 8
+        settings.evalEvery = steps / 2
+        settings.logEvery = 2
+        return settings
+    }
+
+    private func metrics(_ run: String) throws -> [[String: Any]] {
+        try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").map {
+            try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+    }
+
+    func testLossFallsAndTheRunFolderIsComplete() throws {
+        let task = try makeTask()
+        let run = try temporaryFolder(self) + "/run"
+        let trainer = try Trainer(settings: try settings(task, .ptv2(length: 8, dropout: 0.1, positionOffset: nil), steps: 40), folder: run)
+        let summary = try XCTUnwrap(try trainer.run())
+        let losses = try metrics(run).compactMap { $0["loss"] as? Double }
+        XCTAssertEqual(losses.count, 20)
+        let early = losses.prefix(4).reduce(0, +) / 4, late = losses.suffix(4).reduce(0, +) / 4
+        XCTAssertLessThan(late, early * 0.8, "loss should fall: \(losses)")
+        for file in ["config.json", "metrics.jsonl", "checkpoint.safetensors", "summary.json",
+                     "best_adapter/adapter_config.json", "best_adapter/adapter_model.safetensors"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: run + "/" + file), file)
+        }
+        XCTAssertNotNil((summary["test"] as? [String: Double])?["accuracy"])
+        XCTAssertEqual(summary["trainable_parameters"] as? Int, 8 * 6 * 2 * 384 + 2 * 384 + 2)
+    }
+
+    func testResumedRunEndsWhereAnUninterruptedRunDoes() throws {
+        let task = try makeTask()
+        let folder = try temporaryFolder(self)
+        let method = MethodSpec.ptv1(length: 4, encoder: .lstm(hidden: 16, layers: 1))
+        let whole = try Trainer(settings: try settings(task, method, steps: 12), folder: folder + "/whole")
+        try whole.run()
+
+        let interrupted = try Trainer(settings: try settings(task, method, steps: 12), folder: folder + "/resumed")
+        XCTAssertNil(try interrupted.run(stopAfter: 6))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/resumed/summary.json"))
+        let resumed = try Trainer(settings: try settings(task, method, steps: 12), folder: folder + "/resumed", resume: true)
+        XCTAssertEqual(resumed.completedSteps, 6)
+        try resumed.run()
+
+        for (a, b) in zip(whole.model.trainable, resumed.model.trainable) {
+            XCTAssertEqual(a.name, b.name)
+            XCTAssertEqual(a.value.array, b.value.array, "\(a.name) differs after resuming")
+        }
+        let strip = { (lines: [[String: Any]]) in lines.map { $0.filter { $0.key != "tokens_per_s" }.description } }
+        XCTAssertEqual(strip(try metrics(folder + "/whole")), strip(try metrics(folder + "/resumed")))
+    }
+
+    func testBadDataStopsBeforeTheRunFolderIsWritten() throws {
+        let task = try makeTask()
+        let train = (task as NSString).deletingLastPathComponent + "/train.jsonl"
+        try (String(contentsOfFile: train, encoding: .utf8) + "{\"text\": \"so so\", \"label\": \"meh\"}\n")
+            .write(toFile: train, atomically: true, encoding: .utf8)
+        let run = try temporaryFolder(self) + "/run"
+        XCTAssertThrowsError(try Trainer(settings: try settings(task, .lora(rank: 2, alpha: 4, dropout: 0, targets: ["query"]), steps: 4),
+                                         folder: run)) { error in
+            XCTAssert("\(error)".contains("train.jsonl:65: label 'meh' is not in the spec's labels"), "\(error)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: run))
+    }
+
+    func testAnExistingRunIsNotOverwritten() throws {
+        let task = try makeTask()
+        let run = try temporaryFolder(self) + "/run"
+        let trainer = try Trainer(settings: try settings(task, .freeze(layers: 1, modules: .ff), steps: 2), folder: run)
+        try trainer.run()
+        XCTAssertThrowsError(try Trainer(settings: try settings(task, .freeze(layers: 1, modules: .ff), steps: 2), folder: run)) { error in
+            XCTAssert("\(error)".contains("already holds a run"), "\(error)")
+        }
+    }
+
+    func testAdamWMatchesHandComputedSteps() {
+        let parameter = Parameter("w", Kernels.Tensor(shape: [2], values: [1, -2]))
+        parameter.setTrainable(true)
+        let bias = Parameter("b.bias", Kernels.Tensor(shape: [1], values: [0.5]))
+        bias.setTrainable(true)
+        let optimizer = AdamW(parameters: [parameter, bias], weightDecay: 0.1)
+        parameter.gradient!.copy(from: Kernels.Tensor(shape: [2], values: [0.5, -1]))
+        bias.gradient![0] = 2
+        optimizer.update(lr: 0.1)
+        // First step: m̂ = g, v̂ = g², so the step is lr·sign(g) (up to ε); decay lr·wd·p only on w.
+        XCTAssertEqual(parameter.value[0], 1 * (1 - 0.01) - 0.1, accuracy: 1e-6)
+        XCTAssertEqual(parameter.value[1], -2 * (1 - 0.01) + 0.1, accuracy: 1e-6)
+        XCTAssertEqual(bias.value[0], 0.5 - 0.1, accuracy: 1e-6)
+    }
+
+    func testScheduleWarmsUpThenDecaysToZero() {
+        XCTAssertEqual(linearSchedule(step: 0, total: 10, warmup: 2, peak: 1), 0.5)
+        XCTAssertEqual(linearSchedule(step: 1, total: 10, warmup: 2, peak: 1), 1)
+        XCTAssertEqual(linearSchedule(step: 6, total: 10, warmup: 2, peak: 1), 0.5)
+        XCTAssertEqual(linearSchedule(step: 10, total: 10, warmup: 2, peak: 1), 0)
+    }
+}
