@@ -18,6 +18,9 @@ public struct AttentionShape: Sendable {
 
     /// Elements of one probability tensor (B, H, T, S).
     public var probabilityCount: Int { batch * heads * queries * keys }
+
+    /// Floats of scratch space the backward pass needs: 2 · T · S per thread.
+    public var scratchCount: Int { Parallelism.threads * 2 * queries * keys }
 }
 
 /// Scaled dot-product attention, every head at once; heads are column slices of (B, ·, C).
@@ -34,9 +37,11 @@ public func attentionForward(
 ) {
     let (T, S, C, hs) = (shape.queries, shape.keys, shape.channels, shape.headSize)
     let scale = 1 / Float(hs).squareRoot()
-    for b in 0..<shape.batch {
-        for h in 0..<shape.heads {
-            let p = probs + (b * shape.heads + h) * T * S
+    // Heads are independent: split them over the threads.
+    parallelFor(shape.batch * shape.heads) { heads in
+        for head in heads {
+            let (b, h) = (head / shape.heads, head % shape.heads)
+            let p = probs + head * T * S
             let qh = q + b * T * C + h * hs, kh = k + b * S * C + h * hs, vh = v + b * S * C + h * hs
             // (T, hs) · (S, hs)ᵀ → (T, S)
             gemm(transA: false, transB: true, m: T, n: S, k: hs, alpha: scale,
@@ -45,7 +50,7 @@ public func attentionForward(
             var weights = UnsafePointer(p)
             if let dropout, let dropped {
                 let d = dropped + (b * shape.heads + h) * T * S
-                dropoutForward(out: d, inp: p, count: T * S, dropout: dropout.derived(UInt64(b * shape.heads + h)))
+                dropoutForward(out: d, inp: p, count: T * S, dropout: dropout.derived(UInt64(head)))
                 weights = UnsafePointer(d)
             }
             // (T, S) · (S, hs) → (T, hs), written into head h's columns
@@ -56,7 +61,7 @@ public func attentionForward(
 }
 
 /// Attention backward; accumulates into dq (B, T, C), dk and dv (B, S, C).
-/// `scratch` holds 2 · T · S floats; `probs` and `dropped` are the forward's.
+/// `scratch` holds `shape.scratchCount` floats; `probs` and `dropped` are the forward's.
 public func attentionBackward(
     dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
     dout: UnsafePointer<Float>, probs: UnsafePointer<Float>, dropped: UnsafePointer<Float>?,
@@ -65,10 +70,10 @@ public func attentionBackward(
 ) {
     let (T, S, C, hs) = (shape.queries, shape.keys, shape.channels, shape.headSize)
     let scale = 1 / Float(hs).squareRoot()
-    let dweights = scratch, dprobs = scratch + T * S
-    for b in 0..<shape.batch {
-        for h in 0..<shape.heads {
-            let head = b * shape.heads + h
+    parallelChunks(shape.batch * shape.heads) { chunk, heads in
+        let dweights = scratch + chunk * 2 * T * S, dprobs = dweights + T * S
+        for head in heads {
+            let (b, h) = (head / shape.heads, head % shape.heads)
             let p = probs + head * T * S
             let weights = dropout != nil ? dropped! + head * T * S : p
             let qh = q + b * T * C + h * hs, kh = k + b * S * C + h * hs, vh = v + b * S * C + h * hs

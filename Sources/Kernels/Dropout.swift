@@ -47,7 +47,9 @@ public func dropoutForward(
     out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count: Int, dropout: Dropout
 ) {
     let scale = dropout.scale
-    for i in 0..<count { out[i] = dropout.keeps(i) ? inp[i] * scale : 0 }
+    parallelFor(count, minimumChunk: 8192) { range in
+        for i in range { out[i] = dropout.keeps(i) ? inp[i] * scale : 0 }
+    }
 }
 
 /// Dropout backward: dinp += dout · mask · scale, regenerating the forward's mask.
@@ -55,5 +57,7 @@ public func dropoutBackward(
     dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, count: Int, dropout: Dropout
 ) {
     let scale = dropout.scale
-    for i in 0..<count where dropout.keeps(i) { dinp[i] += dout[i] * scale }
+    parallelFor(count, minimumChunk: 8192) { range in
+        for i in range where dropout.keeps(i) { dinp[i] += dout[i] * scale }
+    }
 }

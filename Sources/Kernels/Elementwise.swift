@@ -41,11 +41,33 @@ public func biasAddBackward(
 private let inverseSqrt2: Float = 0.70710678118654752
 private let inverseSqrt2Pi: Float = 0.39894228040143268
 
+/// erf(x) from the Chebyshev fit of erfc in Numerical Recipes (fractional error below 1.2e-7),
+/// given e = exp(−x²) computed by the caller, who often needs it too. About three times
+/// cheaper than glibc's `erff`, which took a fifth of a training step, and it vectorizes.
+@inline(__always)
+func erf(_ x: Float, expMinusSquare e: Float) -> Float {
+    let z = abs(x)
+    let t = 1 / (1 + 0.5 * z)
+    var p: Float = 0.17087277
+    p = -0.82215223 + t * p
+    p = 1.48851587 + t * p
+    p = -1.13520398 + t * p
+    p = 0.27886807 + t * p
+    p = -0.18628806 + t * p
+    p = 0.09678418 + t * p
+    p = 0.37409196 + t * p
+    p = 1.00002368 + t * p
+    let erfc = t * e * fastExp(-1.26551223 + t * p)
+    return x >= 0 ? 1 - erfc : erfc - 1
+}
+
 /// Exact GELU, as BERT's "gelu": out = x · Φ(x) = 0.5 · x · (1 + erf(x / √2)).
 public func geluForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count: Int) {
-    for i in 0..<count {
-        let x = inp[i]
-        out[i] = 0.5 * x * (1 + erff(x * inverseSqrt2))
+    parallelFor(count, minimumChunk: 4096) { range in
+        for i in range {
+            let x = inp[i], z = x * inverseSqrt2
+            out[i] = 0.5 * x * (1 + erf(z, expMinusSquare: fastExp(-z * z)))
+        }
     }
 }
 
@@ -53,11 +75,13 @@ public func geluForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Flo
 public func geluBackward(
     dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, count: Int
 ) {
-    for i in 0..<count {
-        let x = inp[i]
-        let cdf = 0.5 * (1 + erff(x * inverseSqrt2))
-        let pdf = inverseSqrt2Pi * expf(-0.5 * x * x)
-        dinp[i] += dout[i] * (cdf + x * pdf)
+    parallelFor(count, minimumChunk: 4096) { range in
+        for i in range {
+            let x = inp[i], z = x * inverseSqrt2
+            let e = fastExp(-z * z)   // exp(−x²/2): in the density and in erf
+            let cdf = 0.5 * (1 + erf(z, expMinusSquare: e))
+            dinp[i] += dout[i] * (cdf + x * inverseSqrt2Pi * e)
+        }
     }
 }
 

@@ -8,7 +8,7 @@ public func layerNormForward(
     rows: Int, channels: Int, eps: Float
 ) {
     let n = Float(channels)
-    for r in 0..<rows {
+    parallelFor(rows, minimumChunk: 8) { range in for r in range {
         let x = inp + r * channels
         var sum: Float = 0
         for c in 0..<channels { sum += x[c] }
@@ -20,7 +20,7 @@ public func layerNormForward(
         for c in 0..<channels { y[c] = (x[c] - m) * s * weight[c] + bias[c] }
         mean[r] = m
         rstd[r] = s
-    }
+    } }
 }
 
 /// LayerNorm backward; accumulates into dinp and, when given, dweight and dbias.
@@ -32,7 +32,7 @@ public func layerNormBackward(
     mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>, rows: Int, channels: Int
 ) {
     let n = Float(channels)
-    for r in 0..<rows {
+    parallelFor(rows, minimumChunk: 8) { range in for r in range {
         let x = inp + r * channels, dy = dout + r * channels, dx = dinp + r * channels
         let m = mean[r], s = rstd[r]
         // Two reductions: mean of dnorm and mean of dnorm · norm.
@@ -47,10 +47,19 @@ public func layerNormBackward(
         dnormNormMean /= n
         for c in 0..<channels {
             let norm = (x[c] - m) * s
-            let dnorm = weight[c] * dy[c]
-            dx[c] += (dnorm - dnormMean - norm * dnormNormMean) * s
-            if let dweight { dweight[c] += norm * dy[c] }
-            if let dbias { dbias[c] += dy[c] }
+            dx[c] += (weight[c] * dy[c] - dnormMean - norm * dnormNormMean) * s
+        }
+    } }
+    guard dweight != nil || dbias != nil else { return }
+    // Parameter gradients sum over rows: split by channel so threads never share an element.
+    parallelFor(channels, minimumChunk: 32) { range in
+        for r in 0..<rows {
+            let x = inp + r * channels, dy = dout + r * channels
+            let m = mean[r], s = rstd[r]
+            for c in range {
+                dweight?[c] += (x[c] - m) * s * dy[c]
+                dbias?[c] += dy[c]
+            }
         }
     }
 }

@@ -6,25 +6,23 @@ import Darwin
 
 /// Row-wise softmax in place over x (rows, columns), where columns whose
 /// `mask` entry is 0 get probability exactly 0 (as an additive −∞ would give).
-/// `mask` (columns) is shared by every row; nil attends to every column.
+/// `mask` (columns, 1 or 0) is shared by every row.
 /// A row with every column masked becomes all zeros rather than NaN.
 public func maskedSoftmaxForward(
-    _ x: UnsafeMutablePointer<Float>, mask: UnsafePointer<Float>?, rows: Int, columns: Int
+    _ x: UnsafeMutablePointer<Float>, mask: UnsafePointer<Float>, rows: Int, columns: Int
 ) {
     for r in 0..<rows {
         let row = x + r * columns
         var maxValue = -Float.infinity
-        for c in 0..<columns where mask.map({ $0[c] != 0 }) ?? true { maxValue = max(maxValue, row[c]) }
+        for c in 0..<columns where mask[c] != 0 { maxValue = max(maxValue, row[c]) }
         guard maxValue > -Float.infinity else {
             row.update(repeating: 0, count: columns)
             continue
         }
+        // Branch-free so it vectorizes: masked columns are multiplied by their 0.
+        for c in 0..<columns { row[c] = fastExp(row[c] - maxValue) * mask[c] }
         var sum: Float = 0
-        for c in 0..<columns {
-            let e: Float = (mask.map { $0[c] != 0 } ?? true) ? expf(row[c] - maxValue) : 0
-            row[c] = e
-            sum += e
-        }
+        for c in 0..<columns { sum += row[c] }
         let inverse = 1 / sum
         for c in 0..<columns { row[c] *= inverse }
     }

@@ -96,7 +96,7 @@ final class BertGradientBuffers {
     let k, v: Tensor                      // (B, T, C) gradients of the tokens' k, v projections
     let keys, values: Tensor              // (B, S, C) gradients of the attended keys and values
     let activated, intermediate: Tensor   // (B, T, F)
-    let attentionScratch: Tensor          // 2 · T · S
+    let attentionScratch: Tensor          // 2 · T · S per thread
     let classifierTokens, pooled: Tensor  // (B, C)
 
     init(config: BertConfig, shape: PassShape) {
@@ -108,7 +108,7 @@ final class BertGradientBuffers {
         k = Tensor(shape: [rows, c]); v = Tensor(shape: [rows, c])
         keys = Tensor(shape: [shape.keyRows, c]); values = Tensor(shape: [shape.keyRows, c])
         activated = Tensor(shape: [rows, f]); intermediate = Tensor(shape: [rows, f])
-        attentionScratch = Tensor(shape: [2 * shape.length * shape.keys])
+        attentionScratch = Tensor(shape: [Parallelism.threads * 2 * shape.length * shape.keys])
         classifierTokens = Tensor(shape: [shape.batch, c]); pooled = Tensor(shape: [shape.batch, c])
     }
 }

@@ -22,7 +22,7 @@ final class AttentionTests: XCTestCase {
         }
         let dout = random.tensor([2, 3, 4])
         let dq = Tensor(shape: [2, 3, 4]), dk = Tensor(shape: [2, 5, 4]), dv = Tensor(shape: [2, 5, 4])
-        let scratch = Tensor(shape: [2 * 3 * 5])
+        let scratch = Tensor(shape: [shape.scratchCount])
         attentionBackward(dq: dq.data, dk: dk.data, dv: dv.data, dout: dout.data, probs: probs.data,
                           dropped: dropped.data, q: q.data, k: k.data, v: v.data, scratch: scratch.data,
                           shape: shape, dropout: dropout)

@@ -1,3 +1,4 @@
+import Foundation
 import Kernels
 import TestSupport
 import XCTest
@@ -30,6 +31,17 @@ final class ElementwiseTests: XCTestCase {
         XCTAssertEqual(y[2], 1.954500, accuracy: 1e-5)
         checkUnary("gelu", forward: { geluForward(out: $0, inp: $1, count: $2) },
                    backward: { geluBackward(dinp: $0, dout: $1, inp: $2, count: $4) })
+    }
+
+    func testGeluMatchesTheErfDefinitionAcrossItsRange() {
+        let count = 2001
+        let x = Tensor(shape: [count]), y = Tensor(shape: [count])
+        for i in 0..<count { x[i] = Float(i - 1000) / 100 }   // −10 … 10
+        geluForward(out: y.data, inp: x.data, count: count)
+        for i in 0..<count {
+            let exact = 0.5 * Double(x[i]) * (1 + Foundation.erf(Double(x[i]) / 2.0.squareRoot()))
+            XCTAssertEqual(Double(y[i]), exact, accuracy: 1e-6 * max(1, abs(exact)), "gelu(\(x[i]))")
+        }
     }
 
     func testTanhBackwardMatches() {
@@ -118,5 +130,17 @@ final class ElementwiseTests: XCTestCase {
                 Double(crossEntropyForward(logits: logits.data, targets: t.baseAddress!, rows: 3, classes: 3).loss)
             }
         }
+    }
+}
+
+final class FastMathTests: XCTestCase {
+    func testFastExpIsWithinFourTenMillionthsRelative() {
+        for i in -8700...8800 {
+            let x = Float(i) / 100
+            let exact = Foundation.exp(Double(x))
+            XCTAssertEqual(Double(fastExp(x)), exact, accuracy: 4e-7 * exact, "exp(\(x))")
+        }
+        XCTAssertEqual(fastExp(-200), 0)
+        XCTAssertEqual(fastExp(100), .infinity)
     }
 }
