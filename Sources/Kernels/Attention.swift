@@ -33,7 +33,7 @@ public func attentionForward(
     out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>,
     dropped: UnsafeMutablePointer<Float>?,
     q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-    keyMask: UnsafePointer<Float>, shape: AttentionShape, dropout: Dropout?
+    keyMask: UnsafePointer<Float>, shape: AttentionShape, dropout: SequenceDropout?
 ) {
     let (T, S, C, hs) = (shape.queries, shape.keys, shape.channels, shape.headSize)
     let scale = 1 / Float(hs).squareRoot()
@@ -50,7 +50,7 @@ public func attentionForward(
             var weights = UnsafePointer(p)
             if let dropout, let dropped {
                 let d = dropped + (b * shape.heads + h) * T * S
-                dropoutForward(out: d, inp: p, count: T * S, dropout: dropout.derived(UInt64(head)))
+                dropoutForward(out: d, inp: p, count: T * S, dropout: dropout.sequence(b).derived(UInt64(h)))
                 weights = UnsafePointer(d)
             }
             // (T, S) · (S, hs) → (T, hs), written into head h's columns
@@ -66,7 +66,7 @@ public func attentionBackward(
     dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
     dout: UnsafePointer<Float>, probs: UnsafePointer<Float>, dropped: UnsafePointer<Float>?,
     q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-    scratch: UnsafeMutablePointer<Float>, shape: AttentionShape, dropout: Dropout?
+    scratch: UnsafeMutablePointer<Float>, shape: AttentionShape, dropout: SequenceDropout?
 ) {
     let (T, S, C, hs) = (shape.queries, shape.keys, shape.channels, shape.headSize)
     let scale = 1 / Float(hs).squareRoot()
@@ -88,7 +88,7 @@ public func attentionBackward(
             // which then holds the gradient of the unscaled scores.
             if let dropout {
                 dprobs.update(repeating: 0, count: T * S)
-                dropoutBackward(dinp: dprobs, dout: dweights, count: T * S, dropout: dropout.derived(UInt64(head)))
+                dropoutBackward(dinp: dprobs, dout: dweights, count: T * S, dropout: dropout.sequence(b).derived(UInt64(h)))
             } else {
                 dprobs.update(from: dweights, count: T * S)
             }

@@ -61,3 +61,43 @@ public func dropoutBackward(
         for i in range where dropout.keeps(i) { dinp[i] += dout[i] * scale }
     }
 }
+
+/// Dropout over a batch of sequences, each sequence's mask drawn from its own key.
+///
+/// A sequence then drops the same elements whatever batch it sits in, so a rank's share of
+/// a global batch drops exactly what the whole batch would in one process.
+public struct SequenceDropout: Sendable {
+    public let rate: Float
+    public let seed: UInt64
+    /// One key per sequence of the batch (the example's index in its data set, say).
+    public let keys: [UInt64]
+
+    public init(rate: Float, seed: UInt64, keys: [UInt64]) {
+        self.rate = rate
+        self.seed = seed
+        self.keys = keys
+    }
+
+    /// The masks of another site of the same pass.
+    public func site(_ salt: UInt64) -> SequenceDropout {
+        SequenceDropout(rate: rate, seed: mix(seed ^ mix(salt &+ 0xA076_1D64_78BD_642F)), keys: keys)
+    }
+
+    /// The same masks' source at another rate; nil when the rate is 0 (no dropout).
+    public func rate(_ rate: Float) -> SequenceDropout? {
+        rate > 0 ? SequenceDropout(rate: rate, seed: seed, keys: keys) : nil
+    }
+
+    /// Sequence b's dropout.
+    public func sequence(_ b: Int) -> Dropout { Dropout(rate: rate, seed: seed).derived(keys[b]) }
+
+    /// out = dropout(inp) over (B, n): n elements per sequence.
+    public func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, elementsPerSequence n: Int) {
+        for b in keys.indices { dropoutForward(out: out + b * n, inp: inp + b * n, count: n, dropout: sequence(b)) }
+    }
+
+    /// dinp += dropout backward of dout over (B, n).
+    public func backward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, elementsPerSequence n: Int) {
+        for b in keys.indices { dropoutBackward(dinp: dinp + b * n, dout: dout + b * n, count: n, dropout: sequence(b)) }
+    }
+}

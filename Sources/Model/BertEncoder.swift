@@ -11,7 +11,7 @@ public final class BertEncoder {
     private var activations: BertActivations?
     private var gradients: BertGradientBuffers?
     /// The last forward pass, which backward differentiates.
-    private var pass: (shape: PassShape, prompts: Prompts, dropoutSeed: UInt64?)?
+    private var pass: (shape: PassShape, prompts: Prompts, masks: SequenceDropout?)?
 
     public init(weights: BertWeights) {
         self.weights = weights
@@ -20,7 +20,7 @@ public final class BertEncoder {
     // MARK: Forward
 
     /// Runs the encoder over `batch`. With a `dropoutSeed` it trains: dropout as the
-    /// config sets it, drawn from that seed; without one it evaluates (no dropout).
+    /// config sets it, drawn from that seed and each sequence's key; without one it evaluates.
     /// The returned view is valid until the next call.
     @discardableResult
     public func forward(_ batch: TokenBatch, prompts: Prompts = .none, dropoutSeed: UInt64? = nil) -> EncoderOutput {
@@ -32,7 +32,7 @@ public final class BertEncoder {
         precondition(positionStart + T <= config.maxPositions,
                      "\(positionStart + T) positions exceed the model's \(config.maxPositions)")
         let acts = plan(shape, withDropout: dropoutSeed != nil, withPrompts: kvP > 0)
-        pass = (shape, prompts, dropoutSeed)
+        pass = (shape, prompts, dropoutSeed.map { SequenceDropout(rate: 0, seed: $0, keys: batch.sequenceKeys) })
         let rows = B * T
 
         // Ids (B, T) of every position, prompt positions first, and the key mask (B, S).
@@ -67,9 +67,8 @@ public final class BertEncoder {
         }
         weights.embeddingNorm.forward(out: acts.embedded.data, mean: acts.embeddingMean.data,
                                       rstd: acts.embeddingRstd.data, inp: sum, rows: rows)
-        if let d = dropout(config.hiddenDropout, site: 0) {
-            dropoutForward(out: acts.embedded.data, inp: acts.embedded.data, count: rows * C, dropout: d)
-        }
+        dropout(config.hiddenDropout, site: 0)?.forward(out: acts.embedded.data, inp: acts.embedded.data,
+                                                         elementsPerSequence: T * C)
 
         var input = UnsafePointer(acts.embedded.data)
         for (index, layer) in weights.layers.enumerated() {
@@ -79,7 +78,7 @@ public final class BertEncoder {
 
         // Pooler: tanh(dense(hidden state at position 0)).
         for b in 0..<B { (acts.classifierTokens.data + b * C).update(from: input + b * T * C, count: C) }
-        weights.pooler.forward(out: acts.pooled.data, inp: acts.classifierTokens.data, rows: B, dropoutSeed: seed(1))
+        weights.pooler.forward(out: acts.pooled.data, inp: acts.classifierTokens.data, rows: B, masks: maskSource(1))
         tanhForward(out: acts.pooled.data, inp: acts.pooled.data, count: B * C)
         return EncoderOutput(batch: B, length: T, channels: C, promptPositions: inputP,
                              lastHiddenState: input, pooled: acts.pooled.data, buffers: acts)
@@ -91,9 +90,9 @@ public final class BertEncoder {
         let (C, F, rows) = (config.hiddenSize, config.intermediateSize, B * T)
         let site = UInt64(index + 1) * 16
         // Self-attention: q, k, v (B, T, C); keys and values (B, S, C) with any prompts in front.
-        w.query.forward(out: a.q.data, inp: input, rows: rows, dropoutSeed: seed(site + 3))
-        w.key.forward(out: a.k.data, inp: input, rows: rows, dropoutSeed: seed(site + 4))
-        w.value.forward(out: a.v.data, inp: input, rows: rows, dropoutSeed: seed(site + 5))
+        w.query.forward(out: a.q.data, inp: input, rows: rows, masks: maskSource(site + 3))
+        w.key.forward(out: a.k.data, inp: input, rows: rows, masks: maskSource(site + 4))
+        w.value.forward(out: a.v.data, inp: input, rows: rows, masks: maskSource(site + 5))
         let (keys, values) = attendedKeysAndValues(index, a, shape: shape)
         let attention = AttentionShape(batch: B, queries: T, keys: S, channels: C, heads: config.heads)
         let attentionDropout = dropout(config.attentionDropout, site: site)
@@ -104,22 +103,20 @@ public final class BertEncoder {
         }
         // Output projection, dropout, residual, LayerNorm.
         w.attentionOutput.forward(out: a.attentionResidual.data, inp: a.context.data, rows: rows,
-                                  dropoutSeed: seed(site + 6))
-        if let d = dropout(config.hiddenDropout, site: site + 1) {
-            dropoutForward(out: a.attentionResidual.data, inp: a.attentionResidual.data, count: rows * C, dropout: d)
-        }
+                                  masks: maskSource(site + 6))
+        dropout(config.hiddenDropout, site: site + 1)?.forward(out: a.attentionResidual.data, inp: a.attentionResidual.data,
+                                                                elementsPerSequence: T * C)
         accumulate(into: a.attentionResidual.data, input, count: rows * C)
         w.attentionNorm.forward(out: a.attentionNormed.data, mean: a.attentionMean.data, rstd: a.attentionRstd.data,
                                 inp: a.attentionResidual.data, rows: rows)
         // Feed-forward: (B, T, C) → GELU (B, T, F) → (B, T, C), dropout, residual, LayerNorm.
         w.intermediate.forward(out: a.intermediate.data, inp: a.attentionNormed.data, rows: rows,
-                               dropoutSeed: seed(site + 7))
+                               masks: maskSource(site + 7))
         geluForward(out: a.activated.data, inp: a.intermediate.data, count: rows * F)
         w.output.forward(out: a.outputResidual.data, inp: a.activated.data, rows: rows,
-                         dropoutSeed: seed(site + 8))
-        if let d = dropout(config.hiddenDropout, site: site + 2) {
-            dropoutForward(out: a.outputResidual.data, inp: a.outputResidual.data, count: rows * C, dropout: d)
-        }
+                         masks: maskSource(site + 8))
+        dropout(config.hiddenDropout, site: site + 2)?.forward(out: a.outputResidual.data, inp: a.outputResidual.data,
+                                                                elementsPerSequence: T * C)
         accumulate(into: a.outputResidual.data, a.attentionNormed.data, count: rows * C)
         w.outputNorm.forward(out: a.output.data, mean: a.outputMean.data, rstd: a.outputRstd.data,
                              inp: a.outputResidual.data, rows: rows)
@@ -169,7 +166,7 @@ public final class BertEncoder {
             for i in 0..<(B * C) { g.pooled.data[i] *= 1 - acts.pooled.data[i] * acts.pooled.data[i] }
             g.classifierTokens.zero()
             weights.pooler.backward(dinp: g.classifierTokens.data, dout: g.pooled.data, inp: acts.classifierTokens.data,
-                                    rows: B, dropoutSeed: seed(1))
+                                    rows: B, masks: maskSource(1))
             for b in 0..<B { accumulate(into: dHidden + b * T * C, g.classifierTokens.data + b * C, count: C) }
         }
 
@@ -213,15 +210,15 @@ public final class BertEncoder {
         w.outputNorm.backward(dinp: g.residual.data, dout: dOutput, inp: a.outputResidual.data,
                               mean: a.outputMean.data, rstd: a.outputRstd.data, rows: rows)
         g.normed.copy(from: g.residual)   // the residual path to the attention block's output
-        let dBranch = throughDropout(g.residual.data, into: g.branch, count: rows * C,
+        let dBranch = throughDropout(g.residual.data, into: g.branch, shape: shape,
                                      dropout(config.hiddenDropout, site: site + 2))
         g.activated.zero()
         w.output.backward(dinp: g.activated.data, dout: dBranch, inp: a.activated.data, rows: rows,
-                          dropoutSeed: seed(site + 8))
+                          masks: maskSource(site + 8))
         g.intermediate.zero()
         geluBackward(dinp: g.intermediate.data, dout: g.activated.data, inp: a.intermediate.data, count: rows * F)
         w.intermediate.backward(dinp: attentionNeeded ? g.normed.data : nil, dout: g.intermediate.data,
-                                inp: a.attentionNormed.data, rows: rows, dropoutSeed: seed(site + 7))
+                                inp: a.attentionNormed.data, rows: rows, masks: maskSource(site + 7))
         guard attentionNeeded else { return }
 
         // Attention LayerNorm → residual (to the layer input) and dropout → output projection.
@@ -229,11 +226,11 @@ public final class BertEncoder {
         w.attentionNorm.backward(dinp: g.residual.data, dout: g.normed.data, inp: a.attentionResidual.data,
                                  mean: a.attentionMean.data, rstd: a.attentionRstd.data, rows: rows)
         if let dInput { dInput.update(from: g.residual.data, count: rows * C) }
-        let dAttentionOut = throughDropout(g.residual.data, into: g.branch, count: rows * C,
+        let dAttentionOut = throughDropout(g.residual.data, into: g.branch, shape: shape,
                                            dropout(config.hiddenDropout, site: site + 1))
         g.context.zero()
         w.attentionOutput.backward(dinp: g.context.data, dout: dAttentionOut, inp: a.context.data, rows: rows,
-                                   dropoutSeed: seed(site + 6))
+                                   masks: maskSource(site + 6))
 
         // Attention → q and the attended keys and values; prompt rows go to the prompt's gradient.
         let attention = AttentionShape(batch: B, queries: T, keys: S, channels: C, heads: config.heads)
@@ -256,16 +253,16 @@ public final class BertEncoder {
                 }
             }
         }
-        w.query.backward(dinp: dInput, dout: g.q.data, inp: input, rows: rows, dropoutSeed: seed(site + 3))
-        w.key.backward(dinp: dInput, dout: g.k.data, inp: input, rows: rows, dropoutSeed: seed(site + 4))
-        w.value.backward(dinp: dInput, dout: g.v.data, inp: input, rows: rows, dropoutSeed: seed(site + 5))
+        w.query.backward(dinp: dInput, dout: g.q.data, inp: input, rows: rows, masks: maskSource(site + 3))
+        w.key.backward(dinp: dInput, dout: g.k.data, inp: input, rows: rows, masks: maskSource(site + 4))
+        w.value.backward(dinp: dInput, dout: g.v.data, inp: input, rows: rows, masks: maskSource(site + 5))
     }
 
     private func embeddingsBackward(dEmbedded: UnsafeMutablePointer<Float>, _ acts: BertActivations,
                                     _ g: BertGradientBuffers, shape: PassShape) {
         let (B, T, C) = (shape.batch, shape.length, config.hiddenSize)
         let rows = B * T
-        let dNormed = throughDropout(dEmbedded, into: g.branch, count: rows * C, dropout(config.hiddenDropout, site: 0))
+        let dNormed = throughDropout(dEmbedded, into: g.branch, shape: shape, dropout(config.hiddenDropout, site: 0))
         g.residual.zero()
         weights.embeddingNorm.backward(dinp: g.residual.data, dout: dNormed, inp: acts.embeddingSum.data,
                                        mean: acts.embeddingMean.data, rstd: acts.embeddingRstd.data, rows: rows)
@@ -302,24 +299,24 @@ public final class BertEncoder {
         return activations!
     }
 
-    /// The seed of one site in the current training pass (nil when evaluating), for dropouts whose
-    /// rate the site's owner knows, such as a low-rank update's.
-    private func seed(_ site: UInt64) -> UInt64? {
-        pass?.dropoutSeed.map { Dropout(rate: 0, seed: $0).derived(site ^ 0x4C6F_5241).seed }
+    /// The mask source of one site in the current training pass (nil when evaluating), for
+    /// dropouts whose rate the site's owner knows, such as a low-rank update's.
+    private func maskSource(_ site: UInt64) -> SequenceDropout? {
+        pass?.masks?.site(site ^ 0x4C6F_5241)
     }
 
     /// The dropout of one site in the current training pass, or nil when evaluating or the rate is 0.
-    private func dropout(_ rate: Float, site: UInt64) -> Dropout? {
-        guard let seed = pass?.dropoutSeed, rate > 0 else { return nil }
-        return Dropout(rate: rate, seed: seed).derived(site)
+    private func dropout(_ rate: Float, site: UInt64) -> SequenceDropout? {
+        pass?.masks?.site(site).rate(rate)
     }
 
-    /// The gradient before a dropout: `gradient` itself without one, else masked and scaled into `scratch`.
-    private func throughDropout(_ gradient: UnsafeMutablePointer<Float>, into scratch: Tensor, count: Int,
-                                _ dropout: Dropout?) -> UnsafeMutablePointer<Float> {
+    /// The gradient before a dropout over (B, T, C): `gradient` itself without one, else masked
+    /// and scaled into `scratch`.
+    private func throughDropout(_ gradient: UnsafeMutablePointer<Float>, into scratch: Tensor, shape: PassShape,
+                                _ dropout: SequenceDropout?) -> UnsafeMutablePointer<Float> {
         guard let dropout else { return gradient }
         scratch.zero()
-        dropoutBackward(dinp: scratch.data, dout: gradient, count: count, dropout: dropout)
+        dropout.backward(dinp: scratch.data, dout: gradient, elementsPerSequence: shape.length * config.hiddenSize)
         return scratch.data
     }
 }

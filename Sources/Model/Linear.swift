@@ -21,21 +21,16 @@ public final class LowRankUpdate {
         self.dropoutRate = dropoutRate
     }
 
-    /// The dropout of one training pass, drawn from `seed`; nil when evaluating or the rate is 0.
-    private func dropout(_ seed: UInt64?) -> Dropout? {
-        guard let seed, dropoutRate > 0 else { return nil }
-        return Dropout(rate: dropoutRate, seed: seed)
-    }
-
-    /// out (rows, out) += scale · dropout(inp) · Aᵀ · Bᵀ.
-    func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, rows: Int, dropoutSeed: UInt64?) {
-        let dropout = dropout(dropoutSeed)
+    /// out (rows, out) += scale · dropout(inp) · Aᵀ · Bᵀ; `masks` (training only) is the site's
+    /// source of per-sequence masks, used at this update's own rate.
+    func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, rows: Int, masks: SequenceDropout?) {
+        let dropout = masks?.rate(dropoutRate)
         let (inF, outF, r) = (a.shape[1], b.shape[0], rank)
         if projected.count < rows * r { projected = Tensor(shape: [rows, r]) }
         var source = inp
         if let dropout {
             if droppedInput.count < rows * inF { droppedInput = Tensor(shape: [rows, inF]) }
-            dropoutForward(out: droppedInput.data, inp: inp, count: rows * inF, dropout: dropout)
+            dropout.forward(out: droppedInput.data, inp: inp, elementsPerSequence: rows / dropout.keys.count * inF)
             source = UnsafePointer(droppedInput.data)
         }
         linearForward(out: projected.data, inp: source, weight: a.value.data, bias: nil,
@@ -46,9 +41,9 @@ public final class LowRankUpdate {
 
     /// Accumulates into dA, dB (when trainable) and dinp (when given).
     func backward(dinp: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
-                  rows: Int, dropoutSeed: UInt64?) {
+                  rows: Int, masks: SequenceDropout?) {
         let (inF, outF, r) = (a.shape[1], b.shape[0], rank)
-        let dropout = dropout(dropoutSeed)
+        let dropout = masks?.rate(dropoutRate)
         let source = dropout != nil ? UnsafePointer(droppedInput.data) : inp
         // dB (out, r) += scale · doutᵀ · projected
         if let dB = b.gradient {
@@ -68,7 +63,7 @@ public final class LowRankUpdate {
             dDropped.zero()
             linearBackward(dinp: dDropped.data, dweight: a.gradient?.data, dbias: nil, dout: dProjected,
                            inp: source, weight: a.value.data, rows: rows, inFeatures: inF, outFeatures: r)
-            dropoutBackward(dinp: dinp, dout: dDropped.data, count: rows * inF, dropout: dropout)
+            dropout.backward(dinp: dinp, dout: dDropped.data, elementsPerSequence: rows / dropout.keys.count * inF)
         } else {
             linearBackward(dinp: dinp, dweight: a.gradient?.data, dbias: nil, dout: dProjected,
                            inp: source, weight: a.value.data, rows: rows, inFeatures: inF, outFeatures: r)
@@ -105,19 +100,19 @@ public final class Linear {
         weight.isTrainable || bias.isTrainable || (lowRank.map { $0.a.isTrainable || $0.b.isTrainable } ?? false)
     }
 
-    /// out (rows, out) = inp (rows, in) · Wᵀ + b [+ LoRA]; `dropoutSeed` (training only) seeds LoRA's dropout.
-    public func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, rows: Int, dropoutSeed: UInt64? = nil) {
+    /// out (rows, out) = inp (rows, in) · Wᵀ + b [+ LoRA]; `masks` (training only) is where LoRA's dropout masks come from.
+    public func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, rows: Int, masks: SequenceDropout? = nil) {
         linearForward(out: out, inp: inp, weight: weight.value.data, bias: bias.value.data,
                       rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
-        lowRank?.forward(out: out, inp: inp, rows: rows, dropoutSeed: dropoutSeed)
+        lowRank?.forward(out: out, inp: inp, rows: rows, masks: masks)
     }
 
     /// Accumulates into the trainable gradients and, when given, dinp.
     public func backward(dinp: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
-                         rows: Int, dropoutSeed: UInt64? = nil) {
+                         rows: Int, masks: SequenceDropout? = nil) {
         linearBackward(dinp: dinp, dweight: weight.gradient?.data, dbias: bias.gradient?.data, dout: dout, inp: inp,
                        weight: weight.value.data, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
-        lowRank?.backward(dinp: dinp, dout: dout, inp: inp, rows: rows, dropoutSeed: dropoutSeed)
+        lowRank?.backward(dinp: dinp, dout: dout, inp: inp, rows: rows, masks: masks)
     }
 
     /// Folds the LoRA update into the weight, so inference costs nothing extra.

@@ -63,9 +63,12 @@ public struct LabelledBatch: Sendable {
     /// Indices of the examples in the batch.
     public var members: [Int]
 
-    public init(_ examples: [EncodedExample], members: [Int], kind: TaskKind, paddingId: Int32) {
+    /// The members padded to their longest, or to `length` (a rank's share of a global batch
+    /// pads to the global batch's length); each sequence's dropout key is its example index.
+    public init(_ examples: [EncodedExample], members: [Int], kind: TaskKind, paddingId: Int32, length: Int? = nil) {
         let encodings = members.map { Encoding(inputIds: examples[$0].inputIds, tokenTypeIds: examples[$0].tokenTypeIds) }
-        tokens = TokenBatch(encodings: encodings, paddingId: paddingId)
+        tokens = TokenBatch(encodings: encodings, paddingId: paddingId, length: length,
+                            sequenceKeys: members.map { UInt64($0) })
         self.members = members
         switch kind {
         case .classification:

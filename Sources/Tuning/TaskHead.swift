@@ -22,7 +22,7 @@ public final class TaskHead {
     private var dFeatures = Tensor(shape: [0])
     private var dLogits = Tensor(shape: [0])
     private var rows = 0
-    private var dropout: Dropout?
+    private var dropout: SequenceDropout?
 
     /// A head of `labels` outputs, weights drawn from N(0, 0.02²) (BERT's initializer) and zero bias.
     public init(kind: TaskKind, labels: Int, hiddenSize: Int, dropout: Float, seed: UInt64) {
@@ -36,8 +36,8 @@ public final class TaskHead {
     }
 
     /// Logits (B, labels) or, for tagging, (B, T, labels) over the real tokens' positions;
-    /// valid until the next call.
-    public func forward(_ output: EncoderOutput, dropoutSeed: UInt64?) -> Tensor {
+    /// valid until the next call. `masks` (training only) is where the dropout masks come from.
+    public func forward(_ output: EncoderOutput, masks: SequenceDropout?) -> Tensor {
         let (C, span) = (output.channels, rowsPerSequence(output))
         rows = output.batch * span
         if features.count < rows * C {
@@ -47,11 +47,11 @@ public final class TaskHead {
             logits = Tensor(shape: kind == .classification ? [rows, labelCount] : [output.batch, span, labelCount])
             dLogits = Tensor(shape: logits.shape)
         }
-        dropout = dropoutSeed.flatMap { dropoutRate > 0 ? Dropout(rate: dropoutRate, seed: $0).derived(0x4845_4144) : nil }
+        dropout = masks?.site(0x4845_4144).rate(dropoutRate)
         for b in 0..<output.batch {
             let source = encoderRow(output, b) * C, target = features.data + b * span * C
             if let dropout {
-                dropoutForward(out: target, inp: encoderFeatures(output) + source, count: span * C, dropout: dropout.derived(UInt64(b)))
+                dropoutForward(out: target, inp: encoderFeatures(output) + source, count: span * C, dropout: dropout.sequence(b))
             } else {
                 target.update(from: encoderFeatures(output) + source, count: span * C)
             }
@@ -88,7 +88,7 @@ public final class TaskHead {
         for b in 0..<output.batch {
             let target = dEncoder.data + encoderRow(output, b) * C, source = dFeatures.data + b * span * C
             if let dropout {
-                dropoutBackward(dinp: target, dout: source, count: span * C, dropout: dropout.derived(UInt64(b)))
+                dropoutBackward(dinp: target, dout: source, count: span * C, dropout: dropout.sequence(b))
             } else {
                 accumulate(into: target, source, count: span * C)
             }

@@ -41,7 +41,7 @@ public final class TunedModel {
         for component in components { component.addPrompts(to: &prompts, dropoutSeed: dropoutSeed) }
         let output = encoder.forward(batch, prompts: prompts, dropoutSeed: dropoutSeed)
         self.output = output
-        return head.forward(output, dropoutSeed: dropoutSeed)
+        return head.forward(output, masks: dropoutSeed.map { SequenceDropout(rate: 0, seed: $0, keys: batch.sequenceKeys) })
     }
 
     /// Mean cross-entropy of the last forward pass's logits (labels -100 ignored).

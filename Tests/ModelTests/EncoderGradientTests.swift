@@ -99,3 +99,21 @@ final class EncoderGradientTests: XCTestCase {
         for (a, b) in zip(original, linear.weight.value.array) { XCTAssertEqual(a, b, accuracy: 1e-6) }
     }
 }
+
+/// What data parallelism relies on: in training, a sequence's outputs depend on its own key,
+/// not on the batch it sits in, as long as the batch pads to the same length.
+final class SequenceDropoutTests: XCTestCase {
+    func testASequenceDropsTheSameWhateverItsBatch() {
+        let encoder = BertEncoder(weights: tinyRandomBert(seed: 3, dropout: 0.3))
+        let first = Encoding(inputIds: [1, 5, 7, 2], tokenTypeIds: [0, 0, 0, 0])
+        let second = Encoding(inputIds: [1, 9, 2], tokenTypeIds: [0, 0, 0])
+        let together = encoder.forward(TokenBatch(encodings: [first, second], sequenceKeys: [11, 12]), dropoutSeed: 5)
+            .pooledOutput(1)
+        let alone = encoder.forward(TokenBatch(encodings: [second], length: 4, sequenceKeys: [12]), dropoutSeed: 5)
+            .pooledOutput(0)
+        XCTAssertEqual(together, alone)
+        let otherKey = encoder.forward(TokenBatch(encodings: [second], length: 4, sequenceKeys: [13]), dropoutSeed: 5)
+            .pooledOutput(0)
+        XCTAssertNotEqual(alone, otherKey)
+    }
+}
