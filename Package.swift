@@ -26,7 +26,8 @@ let package = Package(
         .target(name: "Model", dependencies: ["Kernels"]),
         .target(name: "Tuning", dependencies: ["Model"]),
         .target(name: "Tasks", dependencies: ["Tuning"]),
-        .target(name: "Training", dependencies: ["Tasks"]),
+        .target(name: "Distributed", dependencies: ["Tasks", "CMPI"]),
+        .target(name: "Training", dependencies: ["Distributed"]),
         .executableTarget(
             name: "PTuneCLI",
             dependencies: [
@@ -43,7 +44,7 @@ let package = Package(
         .testTarget(name: "TuningTests", dependencies: ["Tuning", "TestSupport"]),
         .testTarget(name: "TasksTests", dependencies: ["Tasks", "TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"]),
-        .testTarget(name: "CMPITests", dependencies: ["CMPI"]),
+        .testTarget(name: "DistributedTests", dependencies: ["Distributed", "TestSupport"]),
         .testTarget(name: "PTuneCLITests", dependencies: ["Model", "TestSupport"]),
     ]
 )

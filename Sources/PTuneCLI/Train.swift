@@ -1,4 +1,5 @@
 import ArgumentParser
+import Distributed
 import Foundation
 import Model
 import Tasks
@@ -37,6 +38,10 @@ struct Train: ParsableCommand {
     @Option(help: "Log every N steps.") var logEvery = 10
 
     func run() throws {
+        try withCommunicator { communicator in try train(communicator) }
+    }
+
+    private func train(_ communicator: Communicator) throws {
         let trainer: Trainer
         if let resume {
             let configPath = resume + "/config.json"
@@ -44,7 +49,8 @@ struct Train: ParsableCommand {
                   let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
                 throw InputError(configPath, "cannot read the run's config")
             }
-            trainer = try Trainer(settings: try TrainingSettings(json: json, source: configPath), folder: resume, resume: true)
+            trainer = try Trainer(settings: try TrainingSettings(json: json, source: configPath), folder: resume, resume: true,
+                                  communicator: communicator)
         } else {
             guard let task else { throw ValidationError("--task is required (or --resume RUN)") }
             guard let out else { throw ValidationError("--out is required (or --resume RUN)") }
@@ -61,9 +67,9 @@ struct Train: ParsableCommand {
             settings.seed = seed
             settings.maxLength = maxLength
             settings.logEvery = logEvery
-            trainer = try Trainer(settings: settings, folder: out)
+            trainer = try Trainer(settings: settings, folder: out, communicator: communicator)
         }
-        if let summary = try trainer.run() {
+        if let summary = try trainer.run(), communicator.isRoot {
             let data = try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys, .prettyPrinted])
             print(String(decoding: data, as: UTF8.self))
         }
@@ -98,6 +104,19 @@ struct Eval: ParsableCommand {
             print("\(spec.name) \(split) (\(data.examples.count) examples)")
             for (name, value) in scores.sorted(by: { $0.key < $1.key }) { print(String(format: "  %-18@ %.4f", name, value)) }
         }
+    }
+}
+
+/// Runs `body` with the MPI world under `mpirun`, or alone otherwise. Under MPI an error on
+/// any rank ends every rank (MPI_Abort) with its message, rather than leaving the others
+/// waiting in a collective.
+func withCommunicator(_ body: (Communicator) throws -> Void) throws {
+    guard MPICommunicator.launchedByMPI else { return try body(SingleProcess()) }
+    let world = MPICommunicator.world()
+    do {
+        try body(world)
+    } catch {
+        world.abort("\(error)")
     }
 }
 

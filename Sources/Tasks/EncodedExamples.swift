@@ -14,6 +14,9 @@ public struct EncodedExample: Sendable {
     public var wordStarts: [Int]
     /// Whether truncation dropped anything.
     public var truncated: Bool
+
+    /// Rows the loss counts: 1 for classification, the tagged words for tagging.
+    public var labelledCount: Int { labels.filter { $0 != -100 }.count }
 }
 
 /// Turns a task's examples into model inputs, truncated to `maxLength` pieces.

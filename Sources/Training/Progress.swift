@@ -7,10 +7,13 @@ public final class Progress {
     private let label: String
     private let isTerminal = isatty(STDERR_FILENO) != 0
     private let start = ContinuousClock.now
+    private let quiet: Bool
 
-    public init(total: Int, label: String) {
+    /// A `quiet` progress prints nothing (ranks other than 0).
+    public init(total: Int, label: String, quiet: Bool = false) {
         self.total = total
         self.label = label
+        self.quiet = quiet
     }
 
     /// Reports `done` of `total` steps with a status such as "loss 0.41 · 1,200 tok/s".
@@ -34,6 +37,6 @@ public final class Progress {
 
     public func finish() { if isTerminal { write("\n") } }
 
-    private func write(_ text: String) { FileHandle.standardError.write(Data(text.utf8)) }
+    private func write(_ text: String) { if !quiet { FileHandle.standardError.write(Data(text.utf8)) } }
 }
 

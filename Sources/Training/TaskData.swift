@@ -1,3 +1,5 @@
+import Distributed
+import Foundation
 import Model
 import Tasks
 import Tuning
@@ -20,9 +22,9 @@ public struct SplitData {
         encoded = examples.map(encoder.encode)
     }
 
-    /// The batch of the given example indices.
-    public func batch(_ members: [Int], paddingId: Int32) -> LabelledBatch {
-        LabelledBatch(encoded, members: members, kind: spec.kind, paddingId: paddingId)
+    /// The batch of the given example indices, padded to their longest or to `length`.
+    public func batch(_ members: [Int], paddingId: Int32, length: Int? = nil) -> LabelledBatch {
+        LabelledBatch(encoded, members: members, kind: spec.kind, paddingId: paddingId, length: length)
     }
 }
 
@@ -38,11 +40,14 @@ public func primaryMetric(_ spec: TaskSpec) -> String {
 /// Predicts every example of `data` and scores the predictions: accuracy and macro-F1 for
 /// classification; token accuracy, and for BIO tags entity-level precision, recall and F1, for tagging
 /// (words that truncation cut off are left out). Returns the scores and the predictions
-/// (one label, or one tag per kept word, per example).
-public func evaluate(_ model: TunedModel, on data: SplitData, batchSize: Int, paddingId: Int32) -> (scores: Scores, predictions: [[Int]]) {
+/// (one label, or one tag per kept word, per example). With several ranks each predicts a
+/// share of the batches and every rank gets all predictions, so all compute the same scores.
+public func evaluate(_ model: TunedModel, on data: SplitData, batchSize: Int, paddingId: Int32,
+                     communicator: Communicator = SingleProcess()) -> (scores: Scores, predictions: [[Int]]) {
     var predictions = [[Int]](repeating: [], count: data.encoded.count)
     let labels = model.head.labelCount
-    for members in Batching.evaluationBatches(lengths: data.lengths, batchSize: batchSize) {
+    let batches = Batching.evaluationBatches(lengths: data.lengths, batchSize: batchSize)
+    for (number, members) in batches.enumerated() where number % communicator.size == communicator.rank {
         let batch = data.batch(members, paddingId: paddingId)
         let logits = model.forward(batch.tokens)
         func argmax(_ row: Int) -> Int {
@@ -53,6 +58,16 @@ public func evaluate(_ model: TunedModel, on data: SplitData, batchSize: Int, pa
             switch data.spec.kind {
             case .classification: predictions[index] = [argmax(b)]
             case .tagging: predictions[index] = data.encoded[index].wordStarts.map { argmax(b * batch.tokens.length + $0) }
+            }
+        }
+    }
+    if communicator.size > 1 {
+        // Each rank sends [index, prediction…] rows for the batches it predicted.
+        let mine = batches.enumerated().filter { $0.offset % communicator.size == communicator.rank }
+            .flatMap { $0.element }.map { [$0] + predictions[$0] }
+        for shard in communicator.allGather(try! JSONSerialization.data(withJSONObject: mine)) {
+            for row in (try? JSONSerialization.jsonObject(with: shard)) as? [[Int]] ?? [] {
+                predictions[row[0]] = Array(row.dropFirst())
             }
         }
     }

@@ -1,3 +1,4 @@
+import Distributed
 import Foundation
 import Kernels
 import Model
@@ -12,8 +13,13 @@ import Tuning
 ///     checkpoint.safetensors  the last evaluation's state: trainable weights, AdamW moments, step
 ///     summary.json      best dev metrics, test metrics of the best adapter, counts and wall time
 ///
-/// Deterministic for a seed: batch order per epoch, dropout per step and initial values all
-/// derive from it, so a resumed run ends where an uninterrupted one would.
+/// Deterministic for a seed: batch order per epoch, dropout per step and sequence and initial
+/// values all derive from it, so a resumed run ends where an uninterrupted one would.
+///
+/// Data-parallel over the communicator's ranks: `batchSize` is the global batch, each rank
+/// computes gradients on its share (padded to the global batch's length, the loss divided
+/// by the global count), the trainable gradients are summed, and every rank applies the same
+/// update; the result equals one process's. Only rank 0 writes the run folder.
 public final class Trainer {
     public let settings: TrainingSettings
     public let folder: String
@@ -21,16 +27,23 @@ public final class Trainer {
     public let spec: TaskSpec
     public let model: TunedModel
     public let train: SplitData, dev: SplitData
+    public let communicator: Communicator
+    public let exchange: GradientExchange
     private let optimizer: AdamW
     private var step = 0
     private var bestScore = -Double.infinity, bestStep = 0, evaluationsWithoutGain = 0
     private var wallSeconds = 0.0
 
     /// Prepares a new run in `folder` (which must not hold one), or with `resume`, continues the run there.
-    public init(settings: TrainingSettings, folder: String, resume: Bool = false) throws {
+    public init(settings: TrainingSettings, folder: String, resume: Bool = false,
+                communicator: Communicator = SingleProcess()) throws {
         try settings.validate()
+        guard settings.batchSize >= communicator.size else {
+            throw InputError("--batch-size", "the global batch of \(settings.batchSize) cannot be shared by \(communicator.size) ranks")
+        }
         self.settings = settings
         self.folder = folder
+        self.communicator = communicator
         pretrained = try PretrainedModel(folder: settings.modelFolder)
         spec = try TaskSpec(contentsOf: settings.taskSpec)
         let encoder = ExampleEncoder(tokenizer: pretrained.tokenizer, kind: spec.kind, maxLength: settings.maxLength)
@@ -41,16 +54,21 @@ public final class Trainer {
                             dropout: settings.headDropout, seed: settings.seed &+ 1)
         model = TunedModel(weights: pretrained.weights, components: components, head: head)
         optimizer = AdamW(parameters: model.trainable, weightDecay: settings.weightDecay)
+        exchange = GradientExchange(communicator: communicator, parameters: model.trainable)
         if resume {
             try restore()
         } else {
-            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             guard !FileManager.default.fileExists(atPath: checkpointPath) else {
                 throw InputError(folder, "already holds a run; pass --resume to continue it, or choose another --out")
             }
-            try writeJSON(settings.json, to: folder + "/config.json")
-            try writeAtomically(Data(), to: metricsPath)
+            communicator.barrier()   // every rank has looked before rank 0 writes
+            if communicator.isRoot {
+                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+                try writeJSON(settings.json, to: folder + "/config.json")
+                try writeAtomically(Data(), to: metricsPath)
+            }
         }
+        exchange.broadcastValues()
     }
 
     public var stepsPerEpoch: Int { (train.encoded.count + settings.batchSize - 1) / settings.batchSize }
@@ -65,7 +83,8 @@ public final class Trainer {
     /// (a checkpoint is written then, as at an interruption). Returns the summary once finished.
     @discardableResult
     public func run(stopAfter: Int? = nil) throws -> [String: Any]? {
-        let progress = Progress(total: totalSteps, label: "\(spec.name)/\(settings.method.name)")
+        let progress = Progress(total: totalSteps, label: "\(communicator.logPrefix)\(spec.name)/\(settings.method.name)",
+                                quiet: !communicator.isRoot)
         if step == 0 {
             progress.log("\(spec.name): \(train.encoded.count) train, \(dev.encoded.count) \(dev.name) examples; "
                          + "\(train.truncatedCount + dev.truncatedCount) truncated to \(settings.maxLength) tokens; "
@@ -82,11 +101,23 @@ public final class Trainer {
                                                    seed: settings.seed &+ UInt64(epoch) &* 0x9E37_79B9)
             }
             let started = clock.now
-            let batch = train.batch(batches[step % stepsPerEpoch], paddingId: pretrained.tokenizer.paddingId)
+            let members = batches[step % stepsPerEpoch]
+            let share = Array(members[(members.count * communicator.rank / communicator.size)
+                                      ..< (members.count * (communicator.rank + 1) / communicator.size)])
+            let globalCount = members.reduce(0) { $0 + train.encoded[$1].labelledCount }
+            let batch = train.batch(share, paddingId: pretrained.tokenizer.paddingId,
+                                    length: members.map { train.lengths[$0] }.max())
             model.parameters.zeroGradients()
-            model.forward(batch.tokens, dropoutSeed: settings.seed ^ (UInt64(step) &* 0xD1B5_4A32_D192_ED03))
-            let loss = model.loss(labels: batch.labels)
-            model.backward(labels: batch.labels)
+            var local = [0.0, 0.0]   // Σ loss over counted rows, real tokens
+            if !share.isEmpty {
+                model.forward(batch.tokens, dropoutSeed: settings.seed ^ (UInt64(step) &* 0xD1B5_4A32_D192_ED03))
+                let (loss, count) = model.head.loss(labels: batch.labels)
+                model.backward(labels: batch.labels, normalizer: max(globalCount, 1))
+                local = [Double(loss) * Double(count), Double(batch.tokens.tokenCount)]
+            }
+            exchange.sumGradients()
+            communicator.allReduceSum(&local)
+            let loss = local[0] / Double(max(globalCount, 1))
             clipGradientNorm(model.trainable, maxNorm: settings.maxGradNorm)
             let lr = linearSchedule(step: step, total: totalSteps,
                                     warmup: Int(settings.warmupRatio * Float(totalSteps)), peak: settings.learningRate)
@@ -95,8 +126,8 @@ public final class Trainer {
             let seconds = (clock.now - started).seconds
             wallSeconds += seconds
             tokenSeconds += seconds
-            tokens += batch.tokens.tokenCount
-            lossSum += Double(loss)
+            tokens += Int(local[1])
+            lossSum += loss
             lossCount += 1
 
             let status = String(format: "loss %.4f · %.0f tok/s", lossSum / Double(max(lossCount, 1)), Double(tokens) / tokenSeconds)
@@ -125,7 +156,9 @@ public final class Trainer {
     /// Scores dev, keeps the adapter when it is the best so far, writes the checkpoint;
     /// returns whether early stopping says to stop.
     private func evaluateAndCheckpoint(_ progress: Progress) throws -> Bool {
-        let (scores, _) = evaluate(model, on: dev, batchSize: settings.batchSize, paddingId: pretrained.tokenizer.paddingId)
+        exchange.checkConsistent(step: step)
+        let (scores, _) = evaluate(model, on: dev, batchSize: settings.batchSize, paddingId: pretrained.tokenizer.paddingId,
+                                   communicator: communicator)
         let score = scores[primaryMetric(spec)] ?? 0
         try appendMetrics(["step": step, dev.name: scores])
         progress.log("step \(step): \(dev.name) " + scores.sorted { $0.key < $1.key }
@@ -134,8 +167,10 @@ public final class Trainer {
             bestScore = score
             bestStep = step
             evaluationsWithoutGain = 0
-            try PeftAdapter.write(model, info: AdapterInfo(spec: settings.method, kind: spec.kind, labels: spec.labels,
-                                                           baseModel: settings.modelFolder), to: adapterPath)
+            if communicator.isRoot {
+                try PeftAdapter.write(model, info: AdapterInfo(spec: settings.method, kind: spec.kind, labels: spec.labels,
+                                                               baseModel: settings.modelFolder), to: adapterPath)
+            }
         } else {
             evaluationsWithoutGain += 1
         }
@@ -148,6 +183,8 @@ public final class Trainer {
     }
 
     private func writeCheckpoint() throws {
+        defer { communicator.barrier() }   // no rank runs ahead of a checkpoint it may need to resume from
+        guard communicator.isRoot else { return }
         try TrainingCheckpoint.write(model, state: optimizer.state, metadata: [
             "step": String(step), "best_score": String(bestScore), "best_step": String(bestStep),
             "evaluations_without_gain": String(evaluationsWithoutGain), "wall_seconds": String(wallSeconds),
@@ -170,6 +207,7 @@ public final class Trainer {
         wallSeconds = try number("wall_seconds")
         try optimizer.restore(state: state, step: step)
         // Lines written after the checkpoint belong to the interrupted attempt: drop them.
+        guard communicator.isRoot else { return }
         let lines = (try? String(contentsOfFile: metricsPath, encoding: .utf8)) ?? ""
         let kept = lines.split(separator: "\n").filter { line in
             let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
@@ -179,6 +217,7 @@ public final class Trainer {
     }
 
     private func appendMetrics(_ object: [String: Any]) throws {
+        guard communicator.isRoot else { return }
         let line = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) + Data("\n".utf8)
         guard let handle = FileHandle(forWritingAtPath: metricsPath) else { throw InputError(metricsPath, "cannot append") }
         defer { try? handle.close() }
@@ -188,6 +227,7 @@ public final class Trainer {
 
     /// Scores the best adapter on test (or dev when the task has no test split) and writes the summary.
     private func finish() throws -> [String: Any] {
+        communicator.barrier()   // the best adapter is on disk
         var summary: [String: Any] = [
             "task": spec.name, "method": settings.method.json, "trainable_parameters": model.trainableCount,
             "steps": step, "best_step": bestStep, "train_seconds": wallSeconds,
@@ -196,12 +236,15 @@ public final class Trainer {
         let best = try PretrainedModel(folder: settings.modelFolder)
         let (adapter, _) = try PeftAdapter.read(adapterPath, weights: best.weights)
         let encoder = ExampleEncoder(tokenizer: pretrained.tokenizer, kind: spec.kind, maxLength: settings.maxLength)
-        summary[dev.name] = evaluate(adapter, on: dev, batchSize: settings.batchSize, paddingId: pretrained.tokenizer.paddingId).scores
+        summary[dev.name] = evaluate(adapter, on: dev, batchSize: settings.batchSize, paddingId: pretrained.tokenizer.paddingId,
+                                     communicator: communicator).scores
         if spec.splits["test"] != nil {
             let test = try SplitData(spec: spec, split: "test", encoder: encoder)
-            summary["test"] = evaluate(adapter, on: test, batchSize: settings.batchSize, paddingId: pretrained.tokenizer.paddingId).scores
+            summary["test"] = evaluate(adapter, on: test, batchSize: settings.batchSize, paddingId: pretrained.tokenizer.paddingId,
+                                       communicator: communicator).scores
         }
-        try writeJSON(summary, to: folder + "/summary.json")
+        summary["ranks"] = communicator.size
+        if communicator.isRoot { try writeJSON(summary, to: folder + "/summary.json") }
         return summary
     }
 }

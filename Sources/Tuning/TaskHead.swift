@@ -71,10 +71,11 @@ public final class TaskHead {
 
     /// Backward of the mean cross-entropy: accumulates into the classifier's gradients and
     /// writes the gradient of the encoder output the head read into `dEncoder`: (B, C) for
-    /// classification, (B, T, C) for tagging with prompt positions zero.
-    public func backward(labels: [Int32], output: EncoderOutput, dEncoder: Tensor) {
+    /// classification, (B, T, C) for tagging with prompt positions zero. The mean is over
+    /// `normalizer` rows when given (a rank's share of a global batch divides by the global count).
+    public func backward(labels: [Int32], output: EncoderOutput, dEncoder: Tensor, normalizer: Int? = nil) {
         let (C, span) = (output.channels, rowsPerSequence(output))
-        let count = labels.filter { $0 != -100 }.count
+        let count: Int = normalizer ?? labels.reduce(0) { $0 + ($1 == -100 ? 0 : 1) }
         dLogits.zero()
         if count > 0 {
             labels.withUnsafeBufferPointer {

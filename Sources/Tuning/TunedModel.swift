@@ -49,12 +49,13 @@ public final class TunedModel {
 
     /// Backward of the mean cross-entropy of the last forward pass: accumulates into every
     /// trainable parameter's gradient (call `parameters.zeroGradients()` between steps).
-    public func backward(labels: [Int32]) {
+    /// With `normalizer`, the mean is over that many labelled rows (a global batch's count).
+    public func backward(labels: [Int32], normalizer: Int? = nil) {
         guard let output else { preconditionFailure("backward before forward") }
         let count = head.kind == .classification ? output.batch * output.channels
             : output.batch * output.length * output.channels
         if dEncoder.count != count { dEncoder = Tensor(shape: [count]) }
-        head.backward(labels: labels, output: output, dEncoder: dEncoder)
+        head.backward(labels: labels, output: output, dEncoder: dEncoder, normalizer: normalizer)
         switch head.kind {
         case .classification: encoder.backward(dLastHiddenState: nil, dPooled: dEncoder.data)
         case .tagging: encoder.backward(dLastHiddenState: dEncoder.data, dPooled: nil)

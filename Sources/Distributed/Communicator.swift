@@ -1,0 +1,55 @@
+import Foundation
+
+/// The ranks that train together and the collective operations between them.
+///
+/// Two implementations behind one interface: Open MPI under `mpirun` (`MPICommunicator`) and
+/// one process alone (`SingleProcess`, the debug mode), so the trainer runs the same code path
+/// either way.
+public protocol Communicator: AnyObject {
+    /// This process's rank, 0..<size.
+    var rank: Int { get }
+    /// How many ranks there are.
+    var size: Int { get }
+    /// Sums `count` floats element-wise over every rank, in place on every rank.
+    func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int)
+    /// Sums doubles element-wise over every rank, in place.
+    func allReduceSum(_ values: inout [Double])
+    /// Rank `root`'s floats, copied into every rank's buffer.
+    func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int)
+    /// Every rank's bytes, in rank order, on every rank.
+    func allGather(_ bytes: Data) -> [Data]
+    /// Splits into groups: ranks with the same `color` form one, ordered by `key`.
+    func split(color: Int, key: Int) -> Communicator
+    /// Waits until every rank arrives.
+    func barrier()
+    /// Ends every rank of the job with `message` (printed once) and a non-zero status.
+    func abort(_ message: String) -> Never
+}
+
+extension Communicator {
+    /// Whether this rank writes the shared outputs.
+    public var isRoot: Bool { rank == 0 }
+
+    /// Rank `root`'s bytes on every rank.
+    public func broadcast(_ bytes: Data, root: Int) -> Data { allGather(rank == root ? bytes : Data())[root] }
+
+    /// A prefix for log lines that names the rank when there are several.
+    public var logPrefix: String { size > 1 ? "[rank \(rank)/\(size)] " : "" }
+}
+
+/// One process alone: every collective is the identity.
+public final class SingleProcess: Communicator {
+    public init() {}
+    public var rank: Int { 0 }
+    public var size: Int { 1 }
+    public func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {}
+    public func allReduceSum(_ values: inout [Double]) {}
+    public func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) {}
+    public func allGather(_ bytes: Data) -> [Data] { [bytes] }
+    public func split(color: Int, key: Int) -> Communicator { self }
+    public func barrier() {}
+    public func abort(_ message: String) -> Never {
+        FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+        exit(1)
+    }
+}

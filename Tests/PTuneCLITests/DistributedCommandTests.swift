@@ -1,0 +1,95 @@
+import Foundation
+import Model
+import TestSupport
+import XCTest
+
+/// `ptune train` under `mpirun -np 2` against the same command in one process.
+final class DistributedCommandTests: XCTestCase {
+    /// A small two-label task of uneven lengths, so the ranks' shares pad differently.
+    private func makeTask(in folder: String) throws -> String {
+        let good = ["great", "wonderful", "excellent", "superb"], bad = ["terrible", "awful", "dreadful", "boring"]
+        func lines(_ range: Range<Int>) -> String {
+            range.map { i in
+                let text = "the film was \((i % 2 == 0 ? good : bad)[(i / 2) % 4])" + String(repeating: " indeed", count: i % 5)
+                return String(decoding: try! JSONSerialization.data(withJSONObject: ["text": text, "label": i % 2 == 0 ? "pos" : "neg"]),
+                              as: UTF8.self)
+            }.joined(separator: "\n") + "\n"
+        }
+        try lines(0..<64).write(toFile: folder + "/train.jsonl", atomically: true, encoding: .utf8)
+        try lines(64..<80).write(toFile: folder + "/dev.jsonl", atomically: true, encoding: .utf8)
+        try #"{"name": "tiny", "kind": "classification", "labels": ["neg", "pos"], "format": "jsonl", "train": "train.jsonl", "dev": "dev.jsonl"}"#
+            .write(toFile: folder + "/task.json", atomically: true, encoding: .utf8)
+        return folder + "/task.json"
+    }
+
+    private func mpirun() throws -> String {
+        for candidate in ["/usr/bin/mpirun", "/usr/local/bin/mpirun"] where FileManager.default.isExecutableFile(atPath: candidate) {
+            return candidate
+        }
+        XCTFail("mpirun not found: scripts/setup.sh installs openmpi-bin")
+        throw XCTSkip("no mpirun")
+    }
+
+    private func losses(_ run: String) throws -> [Double] {
+        try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").compactMap {
+            (try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["loss"] as? Double
+        }
+    }
+
+    func testTwoRanksTrainExactlyAsOneProcess() throws {
+        let folder = try temporaryFolder(self)
+        let task = try makeTask(in: folder)
+        let model = try pretrainedModelFolder()
+        let ptune = productsFolder.appendingPathComponent("ptune").path
+        // Dropout stays on: masks follow each example, not the rank that holds it.
+        let common = ["train", "--model", model, "--task", task, "--method", "lora", "--lora-r", "4", "--max-steps", "6",
+                      "--batch-size", "32", "--eval-every", "3", "--log-every", "1"]
+        let single = try runProduct("ptune", common + ["--out", folder + "/one"])
+        XCTAssertEqual(single.status, 0, single.standardError)
+        let distributed = try runProcess(try mpirun(), ["-np", "2", "--bind-to", "none", "-x", "PTUNE_THREADS=1", ptune]
+                                         + common + ["--out", folder + "/two"],
+                                         environment: ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+                                                       "OMPI_MCA_btl_vader_single_copy_mechanism": "none"])
+        XCTAssertEqual(distributed.status, 0, distributed.standardError)
+
+        let (a, b) = (try losses(folder + "/one"), try losses(folder + "/two"))
+        XCTAssertEqual(a.count, 6)
+        XCTAssertEqual(a.count, b.count)
+        for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: 1e-5 * abs(x), "losses") }
+
+        // The trainable parameters as one vector: ‖θ₁ − θ₂‖ / ‖θ₁‖ within 1e-5. (Single elements can differ
+        // more: the two runs add the same gradients in another order, and AdamW divides near-zero
+        // gradients by their own size, which magnifies that rounding, e.g. in a two-label classifier bias.)
+        let one = try SafeTensorsFile(path: folder + "/one/checkpoint.safetensors")
+        let two = try SafeTensorsFile(path: folder + "/two/checkpoint.safetensors")
+        XCTAssertEqual(one.names, two.names)
+        XCTAssertTrue(one.names.contains { $0.hasPrefix("param.") && $0.contains("lora_A") })
+        var difference = 0.0, norm = 0.0
+        for name in one.names where name.hasPrefix("param.") {
+            let (x, y) = (try one.tensor(name), try two.tensor(name))
+            var tensorDifference = 0.0, tensorNorm = 0.0
+            for i in 0..<x.count {
+                tensorDifference += Double(x[i] - y[i]) * Double(x[i] - y[i])
+                tensorNorm += Double(x[i]) * Double(x[i])
+            }
+            XCTAssertLessThan(tensorDifference.squareRoot(), 1e-4 * tensorNorm.squareRoot(), name)
+            difference += tensorDifference
+            norm += tensorNorm
+        }
+        XCTAssertLessThan(difference.squareRoot(), 1e-5 * norm.squareRoot(), "trainable parameters, relative")
+        XCTAssertEqual(try one.metadata["step"], "6")
+        let summary = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: folder + "/two/summary.json"))) as? [String: Any])
+        XCTAssertEqual(summary["ranks"] as? Int, 2)
+    }
+
+    func testAnErrorOnTheRanksEndsTheJobWithTheMessage() throws {
+        let folder = try temporaryFolder(self)
+        let task = try makeTask(in: folder)
+        let result = try runProcess(try mpirun(), ["-np", "2", "--bind-to", "none", productsFolder.appendingPathComponent("ptune").path,
+                                                   "train", "--model", try pretrainedModelFolder(), "--task", task,
+                                                   "--method", "ptv2", "--batch-size", "1", "--out", folder + "/run"],
+                                    environment: ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"])
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssert(result.standardError.contains("the global batch of 1 cannot be shared by 2 ranks"), result.standardError)
+    }
+}
