@@ -8,22 +8,26 @@ import Model
 
 /// AdamW with decoupled weight decay (Loshchilov & Hutter), as `torch.optim.AdamW`:
 /// p ← p − lr·wd·p − lr·m̂/(√v̂ + ε). No decay on biases, LayerNorm weights and prompts.
-/// Moments exist only for the trainable parameters it is given.
+/// Moments exist only for the trainable parameters it is given; each parameter counts its own
+/// updates (for bias correction), so one a step leaves out (another task's head) is untouched,
+/// as PyTorch leaves a parameter whose gradient is None.
 public final class AdamW {
     public let parameters: [Parameter]
     public var beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8
     public var weightDecay: Float
-    /// Completed updates (for bias correction).
-    public private(set) var step = 0
     private let first: [Tensor], second: [Tensor]
+    private var steps: [Int]
     private let decays: [Bool]
+    private let indices: [ObjectIdentifier: Int]
 
     public init(parameters: [Parameter], weightDecay: Float = 0.01) {
         self.parameters = parameters
         self.weightDecay = weightDecay
         first = parameters.map { Tensor(shape: $0.shape) }
         second = parameters.map { Tensor(shape: $0.shape) }
+        steps = parameters.map { _ in 0 }
         decays = parameters.map { AdamW.decays($0.name) }
+        indices = Dictionary(uniqueKeysWithValues: parameters.enumerated().map { (ObjectIdentifier($0.element), $0.offset) })
     }
 
     /// Whether a parameter gets weight decay: not biases, LayerNorm weights or prompt vectors.
@@ -31,30 +35,36 @@ public final class AdamW {
         !(name.contains("bias") || name.contains("LayerNorm") || name.hasPrefix("prompt_encoder.embedding"))
     }
 
-    /// One update with learning rate `lr` from the parameters' current gradients.
-    public func update(lr: Float) {
-        step += 1
-        let correction1 = 1 - powf(beta1, Float(step)), correction2 = 1 - powf(beta2, Float(step))
-        for (index, parameter) in parameters.enumerated() {
-            guard let gradient = parameter.gradient else { continue }
+    /// One update with learning rate `lr` from the current gradients of `only` (default: every parameter).
+    public func update(lr: Float, only subset: [Parameter]? = nil) {
+        for parameter in subset ?? parameters {
+            guard let index = indices[ObjectIdentifier(parameter)], let gradient = parameter.gradient else { continue }
+            steps[index] += 1
+            let correction1 = 1 - powf(beta1, Float(steps[index])), correction2 = 1 - powf(beta2, Float(steps[index]))
             let p = parameter.value.data, g = gradient.data, m = first[index].data, v = second[index].data
             let decay = decays[index] ? 1 - lr * weightDecay : 1
-            for i in 0..<parameter.value.count {
-                m[i] = beta1 * m[i] + (1 - beta1) * g[i]
-                v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i]
-                let mHat = m[i] / correction1, vHat = v[i] / correction2
-                p[i] = p[i] * decay - lr * mHat / (vHat.squareRoot() + epsilon)
+            let (beta1, beta2, epsilon) = (beta1, beta2, epsilon)
+            parallelFor(parameter.value.count, minimumChunk: 1 << 14) { range in
+                for i in range {
+                    m[i] = beta1 * m[i] + (1 - beta1) * g[i]
+                    v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i]
+                    let mHat = m[i] / correction1, vHat = v[i] / correction2
+                    p[i] = p[i] * decay - lr * mHat / (vHat.squareRoot() + epsilon)
+                }
             }
         }
     }
 
-    /// The moments, named for a checkpoint (`adam.m.NAME`, `adam.v.NAME`).
+    /// The moments and update counts, named for a checkpoint (`adam.m.NAME`, `adam.v.NAME`, `adam.step.NAME`).
     public var state: [(name: String, tensor: Tensor)] {
-        parameters.indices.flatMap { [("adam.m." + parameters[$0].name, first[$0]), ("adam.v." + parameters[$0].name, second[$0])] }
+        parameters.indices.flatMap {
+            [("adam.m." + parameters[$0].name, first[$0]), ("adam.v." + parameters[$0].name, second[$0]),
+             ("adam.step." + parameters[$0].name, Tensor(shape: [1], values: [Float(steps[$0])]))]
+        }
     }
 
-    /// Restores the moments and the step from a checkpoint's state.
-    public func restore(state: [String: Tensor], step: Int) throws {
+    /// Restores the moments and update counts from a checkpoint's state.
+    public func restore(state: [String: Tensor]) throws {
         for (index, parameter) in parameters.enumerated() {
             for (prefix, tensor) in [("adam.m.", first[index]), ("adam.v.", second[index])] {
                 guard let stored = state[prefix + parameter.name], stored.count == tensor.count else {
@@ -62,8 +72,11 @@ public final class AdamW {
                 }
                 tensor.copy(from: stored)
             }
+            guard let count = state["adam.step." + parameter.name] else {
+                throw InputError("checkpoint", "no optimizer state 'adam.step.\(parameter.name)'")
+            }
+            steps[index] = Int(count[0])
         }
-        self.step = step
     }
 }
 

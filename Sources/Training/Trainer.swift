@@ -50,6 +50,12 @@ public final class Trainer {
         train = try SplitData(spec: spec, split: "train", encoder: encoder)
         dev = try SplitData(spec: spec, split: spec.splits["dev"] == nil ? "train" : "dev", encoder: encoder)
         let components = try settings.method.components(weights: pretrained.weights, seed: settings.seed)
+        if let initialPrompt = settings.initialPrompt {
+            guard case .ptv2 = settings.method, let prompt = components.first as? PromptTuning else {
+                throw InputError("--initial-prompt", "a pretrained prompt starts P-tuning v2 only, not \(settings.method.name)")
+            }
+            try prompt.load(pretrainedPrompt: initialPrompt)
+        }
         let head = TaskHead(kind: spec.kind, labels: spec.labels.count, hiddenSize: pretrained.config.hiddenSize,
                             dropout: settings.headDropout, seed: settings.seed &+ 1)
         model = TunedModel(weights: pretrained.weights, components: components, head: head)
@@ -101,23 +107,9 @@ public final class Trainer {
                                                    seed: settings.seed &+ UInt64(epoch) &* 0x9E37_79B9)
             }
             let started = clock.now
-            let members = batches[step % stepsPerEpoch]
-            let share = Array(members[(members.count * communicator.rank / communicator.size)
-                                      ..< (members.count * (communicator.rank + 1) / communicator.size)])
-            let globalCount = members.reduce(0) { $0 + train.encoded[$1].labelledCount }
-            let batch = train.batch(share, paddingId: pretrained.tokenizer.paddingId,
-                                    length: members.map { train.lengths[$0] }.max())
-            model.parameters.zeroGradients()
-            var local = [0.0, 0.0]   // Σ loss over counted rows, real tokens
-            if !share.isEmpty {
-                model.forward(batch.tokens, dropoutSeed: settings.seed ^ (UInt64(step) &* 0xD1B5_4A32_D192_ED03))
-                let (loss, count) = model.head.loss(labels: batch.labels)
-                model.backward(labels: batch.labels, normalizer: max(globalCount, 1))
-                local = [Double(loss) * Double(count), Double(batch.tokens.tokenCount)]
-            }
-            exchange.sumGradients()
-            communicator.allReduceSum(&local)
-            let loss = local[0] / Double(max(globalCount, 1))
+            let (loss, stepTokens) = computeGradients(model, on: train, members: batches[step % stepsPerEpoch],
+                                                      exchange: exchange, paddingId: pretrained.tokenizer.paddingId,
+                                                      dropoutSeed: stepSeed(settings.seed, step))
             clipGradientNorm(model.trainable, maxNorm: settings.maxGradNorm)
             let lr = linearSchedule(step: step, total: totalSteps,
                                     warmup: Int(settings.warmupRatio * Float(totalSteps)), peak: settings.learningRate)
@@ -126,7 +118,7 @@ public final class Trainer {
             let seconds = (clock.now - started).seconds
             wallSeconds += seconds
             tokenSeconds += seconds
-            tokens += Int(local[1])
+            tokens += stepTokens
             lossSum += loss
             lossCount += 1
 
@@ -205,7 +197,7 @@ public final class Trainer {
         bestStep = Int(try number("best_step"))
         evaluationsWithoutGain = Int(try number("evaluations_without_gain"))
         wallSeconds = try number("wall_seconds")
-        try optimizer.restore(state: state, step: step)
+        try optimizer.restore(state: state)
         // Lines written after the checkpoint belong to the interrupted attempt: drop them.
         guard communicator.isRoot else { return }
         let lines = (try? String(contentsOfFile: metricsPath, encoding: .utf8)) ?? ""

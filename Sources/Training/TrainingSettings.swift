@@ -25,6 +25,8 @@ public struct TrainingSettings: Equatable {
     public var logEvery: Int = 10
     /// Dropout before the classifier.
     public var headDropout: Float = 0.1
+    /// A pretrained prompt to start P-tuning v2 from (`prompt.safetensors` of `ptune pretrain`).
+    public var initialPrompt: String?
 
     public init(taskSpec: String, modelFolder: String, method: MethodSpec, learningRate: Float? = nil) {
         self.taskSpec = taskSpec
@@ -53,6 +55,7 @@ public struct TrainingSettings: Equatable {
         if let maxSteps { object["max_steps"] = maxSteps }
         if let evalEvery { object["eval_every"] = evalEvery }
         if let patience { object["patience"] = patience }
+        if let initialPrompt { object["initial_prompt"] = initialPrompt }
         return object
     }
 
@@ -73,6 +76,7 @@ public struct TrainingSettings: Equatable {
         maxSteps = json["max_steps"] as? Int
         evalEvery = json["eval_every"] as? Int
         patience = json["patience"] as? Int
+        initialPrompt = json["initial_prompt"] as? String
     }
 
     /// Checks the numbers; errors name the option.

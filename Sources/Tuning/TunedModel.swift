@@ -16,11 +16,17 @@ public final class TunedModel {
 
     /// Components' and head's parameters become trainable; the base model's stay as the
     /// components left them (frozen unless Freeze or full fine-tuning unfroze them).
-    public init(weights: BertWeights, components: [TuningComponent], head: TaskHead) {
-        self.weights = weights
+    public convenience init(weights: BertWeights, components: [TuningComponent], head: TaskHead) {
+        self.init(encoder: BertEncoder(weights: weights), components: components, head: head)
+    }
+
+    /// A model on an existing encoder: several heads (multi-task pretraining) share one
+    /// encoder's weights and buffers.
+    public init(encoder: BertEncoder, components: [TuningComponent], head: TaskHead) {
+        weights = encoder.weights
         self.components = components
         self.head = head
-        encoder = BertEncoder(weights: weights)
+        self.encoder = encoder
         var all = weights.parameters
         for component in components { for parameter in component.parameters { all.add(parameter) } }
         for parameter in head.parameters { all.add(parameter) }

@@ -1,0 +1,163 @@
+import Distributed
+import Foundation
+import Kernels
+import Model
+import Tasks
+import Tuning
+
+/// P-tuning v2's multi-task prompt pretraining: one deep prompt shared by every task, a
+/// head per task, every global step drawn from one task (the same on every rank: a seeded
+/// sampler, proportional to the tasks' sizes raised to 1/temperature). Data-parallel over
+/// the ranks like `Trainer`; a step exchanges the gradients of the prompt and of its task's
+/// head only, and AdamW leaves the other heads untouched.
+///
+/// Writes `prompt.safetensors` (the prompt, as `prompt_encoder.embedding.weight`),
+/// `metrics.jsonl` and `summary.json` to its folder (rank 0).
+public final class PromptPretrainer {
+    public struct Settings {
+        public var tasks: [String]
+        public var modelFolder: String
+        public var promptLength = 16
+        public var promptDropout: Float = 0.1
+        public var steps = 300
+        public var batchSize = 16
+        public var learningRate: Float = 1e-2
+        public var temperature: Double = 1
+        public var seed: UInt64 = 42
+        public var maxLength = 128
+        public var logEvery = 10
+        public var warmupRatio: Float = 0.06
+        public var weightDecay: Float = 0.01
+        public var maxGradNorm: Float = 1
+
+        public init(tasks: [String], modelFolder: String) {
+            self.tasks = tasks
+            self.modelFolder = modelFolder
+        }
+
+        var method: MethodSpec { .ptv2(length: promptLength, dropout: promptDropout, positionOffset: nil) }
+    }
+
+    public let settings: Settings
+    public let folder: String
+    public let communicator: Communicator
+    public let prompt: PromptTuning
+    private let pretrained: PretrainedModel
+    private let specs: [TaskSpec]
+    private let data: [SplitData]
+    private let models: [TunedModel]
+    private let exchanges: [GradientExchange]
+    private let optimizer: AdamW
+
+    public init(settings: Settings, folder: String, communicator: Communicator = SingleProcess()) throws {
+        guard !settings.tasks.isEmpty else { throw InputError("--tasks", "name at least one task spec") }
+        guard settings.batchSize >= communicator.size else {
+            throw InputError("--batch-size", "the global batch of \(settings.batchSize) cannot be shared by \(communicator.size) ranks")
+        }
+        self.settings = settings
+        self.folder = folder
+        self.communicator = communicator
+        let pretrained = try PretrainedModel(folder: settings.modelFolder)
+        self.pretrained = pretrained
+        let specs = try settings.tasks.map { try TaskSpec(contentsOf: $0) }
+        self.specs = specs
+        data = try specs.map {
+            try SplitData(spec: $0, split: "train",
+                          encoder: ExampleEncoder(tokenizer: pretrained.tokenizer, kind: $0.kind, maxLength: settings.maxLength))
+        }
+        guard let shared = try settings.method.components(weights: pretrained.weights, seed: settings.seed).first as? PromptTuning else {
+            preconditionFailure("P-tuning v2 builds a prompt")
+        }
+        prompt = shared
+        let encoder = BertEncoder(weights: pretrained.weights)
+        models = specs.enumerated().map { index, spec in
+            TunedModel(encoder: encoder, components: [shared],
+                       head: TaskHead(kind: spec.kind, labels: spec.labels.count, hiddenSize: pretrained.config.hiddenSize,
+                                      dropout: pretrained.config.hiddenDropout, seed: settings.seed &+ UInt64(index) &+ 1))
+        }
+        exchanges = models.map { [communicator] in GradientExchange(communicator: communicator, parameters: $0.trainable) }
+        optimizer = AdamW(parameters: shared.parameters + models.flatMap(\.head.parameters), weightDecay: settings.weightDecay)
+        for exchange in exchanges { exchange.broadcastValues() }
+    }
+
+    /// The task each step trains: seeded, identical on every rank, with probabilities
+    /// proportional to size^(1/temperature).
+    public func schedule() -> [Int] {
+        let weights = data.map { pow(Double($0.encoded.count), 1 / settings.temperature) }
+        let total = weights.reduce(0, +)
+        var random = SplitMix(seed: settings.seed ^ 0x7461_736B)
+        return (0..<settings.steps).map { _ in
+            var draw = Double.random(in: 0..<total, using: &random)
+            for (index, weight) in weights.enumerated() {
+                draw -= weight
+                if draw < 0 { return index }
+            }
+            return weights.count - 1
+        }
+    }
+
+    @discardableResult
+    public func run() throws -> [String: Any] {
+        if communicator.isRoot { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
+        let progress = Progress(total: settings.steps, label: "\(communicator.logPrefix)pretrain", quiet: !communicator.isRoot)
+        progress.log("multi-task prompt pretraining on " + zip(specs, data).map { "\($0.name) (\($1.encoded.count))" }
+            .joined(separator: ", ") + "; \(prompt.embedding.value.count) shared prompt parameters")
+        var cursors = [Int](repeating: 0, count: data.count), epochs = [Int](repeating: 0, count: data.count)
+        var orders = data.indices.map { index in
+            Batching.trainingBatches(lengths: data[index].lengths, batchSize: settings.batchSize, seed: settings.seed &+ UInt64(index))
+        }
+        var lossSums = [Double](repeating: 0, count: data.count), stepsPerTask = [Int](repeating: 0, count: data.count)
+        var metrics = ""
+        let clock = ContinuousClock(), start = clock.now
+        var tokens = 0
+        for (step, task) in schedule().enumerated() {
+            if cursors[task] == orders[task].count {   // the task's epoch ended: a new order
+                epochs[task] += 1
+                cursors[task] = 0
+                orders[task] = Batching.trainingBatches(lengths: data[task].lengths, batchSize: settings.batchSize,
+                                                        seed: settings.seed &+ UInt64(task) &+ UInt64(epochs[task]) &* 0x9E37_79B9)
+            }
+            let members = orders[task][cursors[task]]
+            cursors[task] += 1
+            let (loss, stepTokens) = computeGradients(models[task], on: data[task], members: members, exchange: exchanges[task],
+                                                      paddingId: pretrained.tokenizer.paddingId,
+                                                      dropoutSeed: stepSeed(settings.seed, step))
+            clipGradientNorm(models[task].trainable, maxNorm: settings.maxGradNorm)
+            let lr = linearSchedule(step: step, total: settings.steps, warmup: Int(settings.warmupRatio * Float(settings.steps)),
+                                    peak: settings.learningRate)
+            optimizer.update(lr: lr, only: models[task].trainable)
+            lossSums[task] += loss
+            stepsPerTask[task] += 1
+            tokens += stepTokens
+            metrics += String(format: "{\"step\":%d,\"task\":\"%@\",\"loss\":%.6f,\"lr\":%g}\n", step + 1, specs[task].name, loss, lr)
+            let elapsed = (clock.now - start).seconds
+            progress.update(step + 1, status: String(format: "%@ loss %.4f · %.0f tok/s", specs[task].name, loss, Double(tokens) / elapsed),
+                            force: (step + 1) % settings.logEvery == 0)
+        }
+        progress.finish()
+        let summary: [String: Any] = [
+            "tasks": specs.map(\.name), "steps": settings.steps, "steps_per_task": Dictionary(uniqueKeysWithValues: zip(specs.map(\.name), stepsPerTask)),
+            "mean_loss_per_task": Dictionary(uniqueKeysWithValues: zip(specs.map(\.name), zip(lossSums, stepsPerTask).map { $1 > 0 ? $0 / Double($1) : 0 })),
+            "prompt_length": settings.promptLength, "train_seconds": (clock.now - start).seconds, "ranks": communicator.size,
+        ]
+        if communicator.isRoot {
+            try writeSafeTensors([(prompt.embedding.name, prompt.embedding.value)], to: folder + "/prompt.safetensors")
+            try writeAtomically(Data(metrics.utf8), to: folder + "/metrics.jsonl")
+            try writeJSON(summary, to: folder + "/summary.json")
+        }
+        communicator.barrier()
+        return summary
+    }
+}
+
+extension PromptTuning {
+    /// Starts the prompt from a pretrained one (`prompt.safetensors` from `PromptPretrainer`).
+    public func load(pretrainedPrompt path: String) throws {
+        let file = try SafeTensorsFile(path: path)
+        let info = try file.info(embedding.name)
+        guard info.shape == embedding.shape else {
+            throw InputError(path, "prompt has shape \(info.shape) but this model's P-tuning v2 prompt is \(embedding.shape)")
+        }
+        try file.readFloats(embedding.name, into: embedding.value.data)
+    }
+}
