@@ -23,19 +23,7 @@ struct Train: ParsableCommand {
     @Option(help: "Continue the interrupted run in this folder (its config.json decides everything else).")
     var resume: String?
 
-    @Option(help: "Epochs over the training split.") var epochs = 3
-    @Option(help: "Train this many steps instead of --epochs.") var maxSteps: Int?
-    @Option(help: "Examples per step.") var batchSize = 32
-    @Option(help: "Peak learning rate (default by method: ptv2 1e-2, prefix and ptv1 1e-3, lora 5e-4, freeze 1e-4, full 5e-5).")
-    var lr: Float?
-    @Option(help: "AdamW weight decay (none on biases, LayerNorm and prompts).") var weightDecay: Float = 0.01
-    @Option(help: "Share of the steps spent warming up the learning rate.") var warmupRatio: Float = 0.06
-    @Option(help: "Clip the gradients' global norm to this (0: no clipping).") var maxGradNorm: Float = 1
-    @Option(help: "Evaluate on dev every N steps (default: each epoch).") var evalEvery: Int?
-    @Option(help: "Stop after N evaluations without improvement.") var patience: Int?
-    @Option(help: "Seed of initial values, batch order and dropout.") var seed: UInt64 = 42
-    @Option(help: "Truncate examples to this many tokens.") var maxLength = 128
-    @Option(help: "Log every N steps.") var logEvery = 10
+    @OptionGroup var options: TrainOptions
 
     func run() throws {
         try withCommunicator { communicator in try train(communicator) }
@@ -54,19 +42,7 @@ struct Train: ParsableCommand {
         } else {
             guard let task else { throw ValidationError("--task is required (or --resume RUN)") }
             guard let out else { throw ValidationError("--out is required (or --resume RUN)") }
-            var settings = TrainingSettings(taskSpec: absolute(task), modelFolder: absolute(model.folder), method: method.spec,
-                                            learningRate: lr)
-            settings.epochs = epochs
-            settings.maxSteps = maxSteps
-            settings.batchSize = batchSize
-            settings.weightDecay = weightDecay
-            settings.warmupRatio = warmupRatio
-            settings.maxGradNorm = maxGradNorm
-            settings.evalEvery = evalEvery
-            settings.patience = patience
-            settings.seed = seed
-            settings.maxLength = maxLength
-            settings.logEvery = logEvery
+            let settings = options.settings(task: task, model: model.folder, method: method.spec)
             trainer = try Trainer(settings: settings, folder: out, communicator: communicator)
         }
         if let summary = try trainer.run(), communicator.isRoot {

@@ -41,6 +41,10 @@ public final class Trainer {
         guard settings.batchSize >= communicator.size else {
             throw InputError("--batch-size", "the global batch of \(settings.batchSize) cannot be shared by \(communicator.size) ranks")
         }
+        let description = try JSONSerialization.data(withJSONObject: settings.json, options: [.sortedKeys])
+        guard Set(communicator.allGather(description)).count == 1 else {
+            throw InputError("ptune train", "the ranks were started with different settings; every rank must run the same command")
+        }
         self.settings = settings
         self.folder = folder
         self.communicator = communicator

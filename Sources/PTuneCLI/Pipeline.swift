@@ -1,0 +1,134 @@
+import ArgumentParser
+import Distributed
+import Foundation
+import Model
+import Training
+import Tuning
+
+/// The tasks a multi-task command works on.
+struct TaskList: ParsableArguments {
+    @Option(help: "Comma-separated task spec files (default: the six in datasets/).")
+    var tasks = "datasets/sentiment.json,datasets/news.json,datasets/hedge.json,datasets/ner.json,datasets/pos-oanc.json,datasets/pos-wsj.json"
+
+    var specs: [String] { tasks.split(separator: ",").map { absolute(String($0).trimmingCharacters(in: .whitespaces)) } }
+}
+
+/// Options of multi-task prompt pretraining.
+struct PretrainOptions: ParsableArguments {
+    @Option(help: "Deep prompt length P.") var promptLength = 16
+    @Option(help: "Dropout on the prompt in training.") var promptDropout: Float = 0.1
+    @Option(help: "Pretraining steps, each on one task.") var pretrainSteps = 300
+    @Option(help: "Global batch of a pretraining step.") var pretrainBatchSize = 16
+    @Option(help: "Peak learning rate of pretraining.") var pretrainLr: Float = 1e-2
+    @Option(help: "Task sampling temperature: 1 samples in proportion to size, larger evens the tasks out.")
+    var temperature: Double = 2
+
+    func settings(tasks: [String], model: String, seed: UInt64, maxLength: Int) -> PromptPretrainer.Settings {
+        var settings = PromptPretrainer.Settings(tasks: tasks, modelFolder: absolute(model))
+        settings.promptLength = promptLength
+        settings.promptDropout = promptDropout
+        settings.steps = pretrainSteps
+        settings.batchSize = pretrainBatchSize
+        settings.learningRate = pretrainLr
+        settings.temperature = temperature
+        settings.seed = seed
+        settings.maxLength = maxLength
+        return settings
+    }
+}
+
+struct Pretrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Multi-task prompt pretraining (P-tuning v2): one deep prompt shared by the tasks, a head each, across all ranks.")
+
+    @OptionGroup var model: ModelOptions
+    @OptionGroup var taskList: TaskList
+    @OptionGroup var pretrain: PretrainOptions
+    @Option(help: "Folder for prompt.safetensors, metrics.jsonl and summary.json.") var out: String
+    @Option(help: "Seed.") var seed: UInt64 = 42
+    @Option(help: "Truncate examples to this many tokens.") var maxLength = 128
+
+    func run() throws {
+        try withCommunicator { world in
+            try PromptPretrainer(settings: pretrain.settings(tasks: taskList.specs, model: model.folder, seed: seed, maxLength: maxLength),
+                                 folder: out, communicator: world).run()
+        }
+    }
+}
+
+struct Adapt: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Adapt every task side by side: the ranks split into groups, each trains its tasks; rank 0 writes the adapter registry.")
+
+    @OptionGroup var model: ModelOptions
+    @OptionGroup var taskList: TaskList
+    @OptionGroup var method: MethodOptions
+    @OptionGroup var options: TrainOptions
+    @Option(help: "Start P-tuning v2 from this pretrained prompt (prompt.safetensors of ptune pretrain).") var initialPrompt: String?
+    @Option(help: "Rank groups training tasks side by side (at most the number of ranks).") var groups = 1
+    @Option(help: "Folder for runs/ and registry/.") var out: String
+
+    func run() throws {
+        try withCommunicator { world in
+            let adaptation = try Adaptation(world: world, groups: groups, out: out)
+            let results = try adaptation.run(tasks: taskList.specs) { task in
+                var settings = options.settings(task: task, model: model.folder, method: method.spec)
+                settings.initialPrompt = initialPrompt.map(absolute)
+                return settings
+            }
+            if world.isRoot { print(resultsTable(["": results])) }
+        }
+    }
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The whole pipeline: multi-task prompt pretraining, then every task adapted from the pretrained prompt and from scratch, the adapter registry and a table comparing the two.")
+
+    @OptionGroup var model: ModelOptions
+    @OptionGroup var taskList: TaskList
+    @OptionGroup var pretrain: PretrainOptions
+    @OptionGroup var options: TrainOptions
+    @Option(help: "Rank groups adapting tasks side by side.") var groups = 1
+    @Option(help: "Folder for pretrain/, runs/, scratch/, registry/ and results.md.") var out: String
+
+    func run() throws {
+        try withCommunicator { world in
+            let pretrainer = try PromptPretrainer(
+                settings: pretrain.settings(tasks: taskList.specs, model: model.folder, seed: options.seed, maxLength: options.maxLength),
+                folder: out + "/pretrain", communicator: world)
+            try pretrainer.run()
+            let method = MethodSpec.ptv2(length: pretrain.promptLength, dropout: pretrain.promptDropout, positionOffset: nil)
+            let adaptation = try Adaptation(world: world, groups: groups, out: out)
+            let pretrained = try adaptation.run(tasks: taskList.specs, runName: "runs") { task in
+                var settings = options.settings(task: task, model: model.folder, method: method)
+                settings.initialPrompt = absolute(out + "/pretrain/prompt.safetensors")
+                return settings
+            }
+            // From scratch: the comparison, not part of the registry.
+            let scratch = try Adaptation(world: world, groups: groups, out: out + "/scratch")
+                .run(tasks: taskList.specs, runName: "runs") { task in options.settings(task: task, model: model.folder, method: method) }
+            if world.isRoot {
+                let table = resultsTable(["with multi-task pretraining": pretrained, "from scratch": scratch])
+                try writeAtomically(Data(table.utf8), to: out + "/results.md")
+                print(table)
+            }
+        }
+    }
+}
+
+/// A Markdown table of task summaries: dev and test on the primary metric, per variant.
+func resultsTable(_ variants: [String: [[String: Any]]]) -> String {
+    var lines = ["| task | variant | metric | dev | test | steps | wall s |", "|---|---|---|---|---|---|---|"]
+    for (variant, results) in variants.sorted(by: { $0.key < $1.key }) {
+        for result in results.sorted(by: { ($0["task"] as? String ?? "") < ($1["task"] as? String ?? "") }) {
+            let metric = result["primary_metric"] as? String ?? ""
+            func score(_ split: String) -> String {
+                ((result[split] as? [String: Double])?[metric]).map { String(format: "%.3f", $0) } ?? "–"
+            }
+            lines.append("| \(result["task"] ?? "") | \(variant.isEmpty ? "adapted" : variant) | \(metric) | \(score("dev")) | \(score("test")) | "
+                         + "\(result["steps"] ?? "") | \(String(format: "%.0f", result["wall_seconds"] as? Double ?? 0)) |")
+        }
+    }
+    return lines.joined(separator: "\n") + "\n"
+}

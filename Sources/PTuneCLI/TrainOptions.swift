@@ -1,0 +1,37 @@
+import ArgumentParser
+import Training
+import Tuning
+
+/// The settings of a training run, as `train`, `adapt` and `run` take them.
+struct TrainOptions: ParsableArguments {
+    @Option(help: "Epochs over the training split.") var epochs = 3
+    @Option(help: "Train this many steps instead of --epochs.") var maxSteps: Int?
+    @Option(help: "Examples per step: the global batch, shared by the ranks.") var batchSize = 32
+    @Option(help: "Peak learning rate (default by method: ptv2 1e-2, prefix and ptv1 1e-3, lora 5e-4, freeze 1e-4, full 5e-5).")
+    var lr: Float?
+    @Option(help: "AdamW weight decay (none on biases, LayerNorm and prompts).") var weightDecay: Float = 0.01
+    @Option(help: "Share of the steps spent warming up the learning rate.") var warmupRatio: Float = 0.06
+    @Option(help: "Clip the gradients' global norm to this (0: no clipping).") var maxGradNorm: Float = 1
+    @Option(help: "Evaluate on dev every N steps (default: each epoch).") var evalEvery: Int?
+    @Option(help: "Stop after N evaluations without improvement.") var patience: Int?
+    @Option(help: "Seed of initial values, batch order and dropout.") var seed: UInt64 = 42
+    @Option(help: "Truncate examples to this many tokens.") var maxLength = 128
+    @Option(help: "Log every N steps.") var logEvery = 10
+
+    /// The settings for one task.
+    func settings(task: String, model: String, method: MethodSpec) -> TrainingSettings {
+        var settings = TrainingSettings(taskSpec: absolute(task), modelFolder: absolute(model), method: method, learningRate: lr)
+        settings.epochs = epochs
+        settings.maxSteps = maxSteps
+        settings.batchSize = batchSize
+        settings.weightDecay = weightDecay
+        settings.warmupRatio = warmupRatio
+        settings.maxGradNorm = maxGradNorm
+        settings.evalEvery = evalEvery
+        settings.patience = patience
+        settings.seed = seed
+        settings.maxLength = maxLength
+        settings.logEvery = logEvery
+        return settings
+    }
+}

@@ -1,0 +1,107 @@
+import Distributed
+import Foundation
+import Model
+import Tasks
+import Tuning
+
+/// Per-task adaptation, the tasks side by side: the ranks split into `groups`
+/// (`MPI_Comm_split`), each group trains its tasks one after another data-parallel, and the
+/// coordinator (world rank 0) collects every task's best adapter and metrics from the group
+/// that trained it and writes the adapter registry.
+///
+/// Tasks go to groups by expected work, largest first to the least-loaded group, fixed before
+/// training so every rank agrees without messages.
+public final class Adaptation {
+    public let world: Communicator
+    public let groups: Int
+    public let out: String
+
+    public init(world: Communicator, groups: Int, out: String) throws {
+        guard groups >= 1 else { throw InputError("--groups", "must be at least 1, not \(groups)") }
+        guard groups <= world.size else {
+            throw InputError("--groups", "\(groups) groups need at least \(groups) ranks, and this job has \(world.size)")
+        }
+        self.world = world
+        self.groups = groups
+        self.out = out
+    }
+
+    /// Which group trains each task: largest training file first, to the least-loaded group.
+    public func assignment(_ tasks: [String]) -> [Int] {
+        let sizes = tasks.map { spec -> Int in
+            let train = (try? TaskSpec(contentsOf: spec))?.splits["train"] ?? ""
+            return ((try? FileManager.default.attributesOfItem(atPath: train))?[.size] as? Int) ?? 0
+        }
+        var load = [Int](repeating: 0, count: groups), result = [Int](repeating: 0, count: tasks.count)
+        for task in tasks.indices.sorted(by: { (sizes[$0], $1) > (sizes[$1], $0) }) {
+            let group = load.indices.min { (load[$0], $0) < (load[$1], $1) }!
+            result[task] = group
+            load[group] += max(sizes[task], 1)
+        }
+        return result
+    }
+
+    /// Trains every task (settings from `settings(task spec)`) into `out/runs/<name>/`, then writes
+    /// `out/registry/` on rank 0. Returns each task's summary, on every rank.
+    @discardableResult
+    public func run(tasks: [String], settings: (String) -> TrainingSettings, runName: String = "runs") throws -> [[String: Any]] {
+        let color = world.rank % groups
+        let group = world.split(color: color, key: world.rank)
+        let assigned = assignment(tasks)
+        var mine: [[String: Any]] = []
+        for (index, task) in tasks.enumerated() where assigned[index] == color {
+            let name = try TaskSpec(contentsOf: task).name
+            let folder = "\(out)/\(runName)/\(name)"
+            let started = ContinuousClock.now
+            let trainer = try Trainer(settings: settings(task), folder: folder, communicator: group)
+            guard var summary = try trainer.run() else { continue }
+            summary["wall_seconds"] = (ContinuousClock.now - started).seconds
+            summary["group"] = color
+            if group.isRoot {
+                summary["files"] = try adapterFiles(folder + "/best_adapter").mapValues { $0.base64EncodedString() }
+                mine.append(summary)
+            }
+        }
+        // The coordinator gathers each group root's results: adapters travel as bytes, so the
+        // run folders need not be on a file system rank 0 shares.
+        let payload = try JSONSerialization.data(withJSONObject: mine)
+        let results = world.allGather(payload).flatMap { (try? JSONSerialization.jsonObject(with: $0)) as? [[String: Any]] ?? [] }
+        if world.isRoot { try writeRegistry(results, folder: "\(out)/registry") }
+        world.barrier()
+        return results.map { $0.filter { $0.key != "files" } }
+    }
+
+    private func adapterFiles(_ folder: String) throws -> [String: Data] {
+        var files: [String: Data] = [:]
+        for name in try FileManager.default.contentsOfDirectory(atPath: folder) {
+            files[name] = try Data(contentsOf: URL(fileURLWithPath: folder + "/" + name))
+        }
+        return files
+    }
+
+    /// One PEFT folder per task and `manifest.json`: task, method, metrics, steps, wall time and
+    /// each file's SHA-256. Written beside the target and renamed into place.
+    private func writeRegistry(_ results: [[String: Any]], folder: String) throws {
+        let staging = folder + ".partial-\(getpid())"
+        try? FileManager.default.removeItem(atPath: staging)
+        try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+        var entries: [[String: Any]] = []
+        for result in results.sorted(by: { ($0["task"] as? String ?? "") < ($1["task"] as? String ?? "") }) {
+            guard let task = result["task"] as? String, let files = result["files"] as? [String: String] else { continue }
+            try FileManager.default.createDirectory(atPath: "\(staging)/\(task)", withIntermediateDirectories: true)
+            var digests: [String: String] = [:]
+            for (name, encoded) in files {
+                guard let bytes = Data(base64Encoded: encoded) else { throw InputError(task, "adapter file \(name) arrived damaged") }
+                try bytes.write(to: URL(fileURLWithPath: "\(staging)/\(task)/\(name)"))
+                digests[name] = sha256Hex([UInt8](bytes))
+            }
+            var entry = result.filter { ["task", "method", "steps", "best_step", "wall_seconds", "train_seconds",
+                                         "trainable_parameters", "primary_metric", "dev", "test", "group", "ranks"].contains($0.key) }
+            entry["adapter"] = task
+            entry["sha256"] = digests
+            entries.append(entry)
+        }
+        try writeJSON(["adapters": entries], to: staging + "/manifest.json")
+        try replaceFolder(folder, with: staging)
+    }
+}
