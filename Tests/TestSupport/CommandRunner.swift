@@ -42,7 +42,10 @@ public func runProcess(_ path: String, _ arguments: [String], input: String = ""
     let process = Process()
     process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments
-    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    // The test process may itself be a one-process MPI world, whose OMPI_/PMIX_ variables would
+    // make a child `ptune` or `mpirun` believe it is part of that job: the children start clean.
+    let inherited = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("OMPI_") && !$0.key.hasPrefix("PMIX_") }
+    process.environment = inherited.merging(environment) { $1 }
     let stdout = Pipe()
     process.standardInput = FileHandle(forReadingAtPath: inputPath)
     process.standardOutput = stdout
