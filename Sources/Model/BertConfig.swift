@@ -43,39 +43,31 @@ public struct BertConfig: Equatable, Sendable {
         guard let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw InputError(path, "not a JSON object")
         }
-        func field<T>(_ key: String, _ type: T.Type, default value: T? = nil) throws -> T {
-            guard let raw = json[key] else {
-                if let value { return value }
-                throw InputError(path, "missing field '\(key)'")
-            }
-            if T.self == Float.self, let number = raw as? NSNumber { return Float(number.doubleValue) as! T }
-            guard let typed = raw as? T else { throw InputError(path, "field '\(key)' has the wrong type") }
-            return typed
-        }
-        let modelType = try field("model_type", String.self)
+        let fields = JSONFields(json, source: path)
+        let modelType = try fields.string("model_type")
         guard Self.supportedModelTypes.contains(modelType) else {
             throw InputError(path, "unsupported model_type '\(modelType)' (supported: \(Self.supportedModelTypes.sorted().joined(separator: ", ")))")
         }
-        let activation = try field("hidden_act", String.self, default: "gelu")
+        let activation = try fields.string("hidden_act", default: "gelu")
         guard activation == "gelu" else {
             throw InputError(path, "unsupported hidden_act '\(activation)' (supported: gelu)")
         }
-        let positions = try field("position_embedding_type", String.self, default: "absolute")
+        let positions = try fields.string("position_embedding_type", default: "absolute")
         guard positions == "absolute" else {
             throw InputError(path, "unsupported position_embedding_type '\(positions)' (supported: absolute)")
         }
         self.init(
-            vocabSize: try field("vocab_size", Int.self),
-            hiddenSize: try field("hidden_size", Int.self),
-            layers: try field("num_hidden_layers", Int.self),
-            heads: try field("num_attention_heads", Int.self),
-            intermediateSize: try field("intermediate_size", Int.self),
-            maxPositions: try field("max_position_embeddings", Int.self, default: 512),
-            typeVocabSize: try field("type_vocab_size", Int.self, default: 2),
-            layerNormEps: try field("layer_norm_eps", Float.self, default: 1e-12),
-            hiddenDropout: try field("hidden_dropout_prob", Float.self, default: 0.1),
-            attentionDropout: try field("attention_probs_dropout_prob", Float.self, default: 0.1),
-            padTokenId: try field("pad_token_id", Int.self, default: 0))
+            vocabSize: try fields.int("vocab_size"),
+            hiddenSize: try fields.int("hidden_size"),
+            layers: try fields.int("num_hidden_layers"),
+            heads: try fields.int("num_attention_heads"),
+            intermediateSize: try fields.int("intermediate_size"),
+            maxPositions: try fields.int("max_position_embeddings", default: 512),
+            typeVocabSize: try fields.int("type_vocab_size", default: 2),
+            layerNormEps: try fields.float("layer_norm_eps", default: 1e-12),
+            hiddenDropout: try fields.float("hidden_dropout_prob", default: 0.1),
+            attentionDropout: try fields.float("attention_probs_dropout_prob", default: 0.1),
+            padTokenId: try fields.int("pad_token_id", default: 0))
         for (key, value) in [("vocab_size", vocabSize), ("hidden_size", hiddenSize), ("num_hidden_layers", layers),
                              ("num_attention_heads", heads), ("intermediate_size", intermediateSize),
                              ("max_position_embeddings", maxPositions), ("type_vocab_size", typeVocabSize)]
