@@ -45,6 +45,6 @@ let package = Package(
         .testTarget(name: "TasksTests", dependencies: ["Tasks", "TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed", "TestSupport"]),
-        .testTarget(name: "PTuneCLITests", dependencies: ["Model", "TestSupport"]),
+        .testTarget(name: "PTuneCLITests", dependencies: ["Model", "Distributed", "TestSupport"]),
     ]
 )

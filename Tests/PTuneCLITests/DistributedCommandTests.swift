@@ -1,4 +1,5 @@
 import Foundation
+import Distributed
 import Model
 import TestSupport
 import XCTest
@@ -91,5 +92,65 @@ final class DistributedCommandTests: XCTestCase {
                                     environment: ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"])
         XCTAssertNotEqual(result.status, 0)
         XCTAssert(result.standardError.contains("the global batch of 1 cannot be shared by 2 ranks"), result.standardError)
+    }
+
+    /// A second, tagging task, so the pipeline's groups each get one.
+    private func makeTaggingTask(in folder: String) throws -> String {
+        let names = ["alice", "bob", "carol"], cities = ["paris", "rome", "oslo"]
+        func lines(_ range: Range<Int>) -> String {
+            range.map { i in
+                let tokens = ["yesterday", names[i % 3], "flew", "to", cities[(i / 3) % 3]]
+                let tags = ["O", "B-PER", "O", "O", "B-LOC"]
+                return String(decoding: try! JSONSerialization.data(withJSONObject: ["tokens": tokens, "tags": tags]), as: UTF8.self)
+            }.joined(separator: "\n") + "\n"
+        }
+        try lines(0..<32).write(toFile: folder + "/tags-train.jsonl", atomically: true, encoding: .utf8)
+        try lines(32..<40).write(toFile: folder + "/tags-dev.jsonl", atomically: true, encoding: .utf8)
+        try #"{"name": "tinyner", "kind": "tagging", "labels": ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"], "format": "jsonl", "train": "tags-train.jsonl", "dev": "tags-dev.jsonl"}"#
+            .write(toFile: folder + "/tags.json", atomically: true, encoding: .utf8)
+        return folder + "/tags.json"
+    }
+
+    func testPipelineOnTwoRanksWritesARegistryEveryAdapterOfWhichLoads() throws {
+        let folder = try temporaryFolder(self)
+        let tasks = [try makeTask(in: folder), try makeTaggingTask(in: folder)].joined(separator: ",")
+        let model = try pretrainedModelFolder()
+        let result = try runProcess(try mpirun(), ["-np", "2", "--bind-to", "none", "-x", "PTUNE_THREADS=1",
+                                                   productsFolder.appendingPathComponent("ptune").path, "run", "--model", model,
+                                                   "--tasks", tasks, "--groups", "2", "--out", folder + "/pipeline",
+                                                   "--pretrain-steps", "4", "--pretrain-batch-size", "8", "--prompt-length", "4",
+                                                   "--max-steps", "3", "--batch-size", "8", "--eval-every", "3"],
+                                    environment: ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+                                                  "OMPI_MCA_btl_vader_single_copy_mechanism": "none"])
+        XCTAssertEqual(result.status, 0, result.standardError)
+        let registry = folder + "/pipeline/registry"
+        let manifest = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: registry + "/manifest.json"))) as? [String: Any])
+        let adapters = try XCTUnwrap(manifest["adapters"] as? [[String: Any]])
+        XCTAssertEqual(adapters.compactMap { $0["task"] as? String }.sorted(), ["tiny", "tinyner"])
+        XCTAssertEqual(Set(adapters.compactMap { $0["group"] as? Int }), [0, 1], "the two groups trained one task each")
+        for adapter in adapters {
+            let task = try XCTUnwrap(adapter["task"] as? String)
+            for (file, digest) in try XCTUnwrap(adapter["sha256"] as? [String: String]) {
+                let bytes = try Data(contentsOf: URL(fileURLWithPath: "\(registry)/\(task)/\(file)"))
+                XCTAssertEqual(sha256Hex([UInt8](bytes)), digest, file)
+            }
+            try "{\"text\": \"the film was great\"}\n".write(toFile: folder + "/in.jsonl", atomically: true, encoding: .utf8)
+            if task == "tiny" {
+                let predicted = try runProduct("ptune", ["predict", "--model", model, "--adapter", "\(registry)/\(task)",
+                                                         "--input", folder + "/in.jsonl"])
+                XCTAssertEqual(predicted.status, 0, predicted.standardError)
+                XCTAssert(predicted.standardOutput.contains("\"label\""), predicted.standardOutput)
+            }
+        }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: folder + "/pipeline/pretrain/prompt.safetensors"))
+        XCTAssertTrue(try String(contentsOfFile: folder + "/pipeline/results.md", encoding: .utf8).contains("from scratch"))
+    }
+
+    func testMoreGroupsThanRanksIsAClearError() throws {
+        let folder = try temporaryFolder(self)
+        let result = try runProduct("ptune", ["adapt", "--model", try pretrainedModelFolder(), "--tasks", try makeTask(in: folder),
+                                              "--method", "ptv2", "--groups", "2", "--out", folder + "/out"])
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssert(result.standardError.contains("2 groups need at least 2 ranks, and this job has 1"), result.standardError)
     }
 }
