@@ -37,6 +37,7 @@ public func attentionForward(
 ) {
     let (T, S, C, hs) = (shape.queries, shape.keys, shape.channels, shape.headSize)
     let scale = 1 / Float(hs).squareRoot()
+    WorkCounter.add(shape.batch * shape.heads * T, S, 2 * hs)   // scores and the weighted sum
     // Heads are independent: split them over the threads.
     parallelFor(shape.batch * shape.heads) { heads in
         for head in heads {
@@ -70,6 +71,7 @@ public func attentionBackward(
 ) {
     let (T, S, C, hs) = (shape.queries, shape.keys, shape.channels, shape.headSize)
     let scale = 1 / Float(hs).squareRoot()
+    WorkCounter.add(shape.batch * shape.heads * T, S, 4 * hs)   // dweights, dv, dq, dk
     parallelChunks(shape.batch * shape.heads) { chunk, heads in
         let dweights = scratch + chunk * 2 * T * S, dprobs = dweights + T * S
         for head in heads {

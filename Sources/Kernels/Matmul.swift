@@ -24,6 +24,7 @@ public func linearForward(
     weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
     rows: Int, inFeatures: Int, outFeatures: Int
 ) {
+    WorkCounter.add(rows, outFeatures, inFeatures)
     parallelFor(rows, minimumChunk: 16) { range in
         let out = out + range.lowerBound * outFeatures, inp = inp + range.lowerBound * inFeatures
         if let bias {
@@ -49,6 +50,7 @@ public func linearBackward(
 ) {
     if let dinp {
         // (rows, out) · (out, in)
+        WorkCounter.add(rows, inFeatures, outFeatures)
         parallelFor(rows, minimumChunk: 16) { range in
             gemm(transA: false, transB: false, m: range.count, n: inFeatures, k: outFeatures,
                  a: dout + range.lowerBound * outFeatures, lda: outFeatures, b: weight, ldb: inFeatures,
@@ -56,6 +58,7 @@ public func linearBackward(
         }
     }
     guard dweight != nil || dbias != nil else { return }
+    if dweight != nil { WorkCounter.add(outFeatures, inFeatures, rows) }
     parallelFor(outFeatures, minimumChunk: 16) { range in
         if let dweight {
             // (out, rows) · (rows, in), for this thread's output features

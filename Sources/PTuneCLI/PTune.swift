@@ -6,7 +6,7 @@ struct PTune: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ptune",
         abstract: "Distributed multi-task parameter-efficient fine-tuning of BERT-family encoders.",
-        subcommands: [Tokenize.self, Encode.self, Train.self, Eval.self, Predict.self, Params.self, Pretrain.self, Adapt.self, Run.self])
+        subcommands: [Tokenize.self, Encode.self, Train.self, Eval.self, Predict.self, Params.self, Pretrain.self, Adapt.self, Run.self, Bench.self])
 }
 
 /// Options every command that loads a model shares.
