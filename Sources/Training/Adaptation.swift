@@ -53,7 +53,8 @@ public final class Adaptation {
             let name = try TaskSpec(contentsOf: task).name
             let folder = "\(out)/\(runName)/\(name)"
             let started = ContinuousClock.now
-            let trainer = try Trainer(settings: settings(task), folder: folder, communicator: group)
+            let trainer = try Trainer(settings: settings(task), folder: folder, communicator: group,
+                                      logPrefix: "[rank \(world.rank)/\(world.size), group \(color)] ")
             guard var summary = try trainer.run() else { continue }
             summary["wall_seconds"] = (ContinuousClock.now - started).seconds
             summary["group"] = color

@@ -30,9 +30,9 @@ public final class Progress {
         }
     }
 
-    /// Prints a line of its own (an evaluation result), keeping the bar below it.
+    /// Prints a line of its own (an evaluation result), after the label, keeping the bar below it.
     public func log(_ line: String) {
-        write(isTerminal ? "\r\u{1B}[K\(line)\n" : "\(line)\n")
+        write(isTerminal ? "\r\u{1B}[K\(label): \(line)\n" : "\(label): \(line)\n")
     }
 
     public func finish() { if isTerminal { write("\n") } }

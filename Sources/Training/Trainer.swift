@@ -29,14 +29,17 @@ public final class Trainer {
     public let train: SplitData, dev: SplitData
     public let communicator: Communicator
     public let exchange: GradientExchange
+    private let logPrefix: String
     private let optimizer: AdamW
     private var step = 0
     private var bestScore = -Double.infinity, bestStep = 0, evaluationsWithoutGain = 0
     private var wallSeconds = 0.0
 
     /// Prepares a new run in `folder` (which must not hold one), or with `resume`, continues the run there.
+    /// - Parameter logPrefix: what log lines start with (default: the rank, when there are several).
     public init(settings: TrainingSettings, folder: String, resume: Bool = false,
-                communicator: Communicator = SingleProcess()) throws {
+                communicator: Communicator = SingleProcess(), logPrefix: String? = nil) throws {
+        self.logPrefix = logPrefix ?? communicator.logPrefix
         try settings.validate()
         guard settings.batchSize >= communicator.size else {
             throw InputError("--batch-size", "the global batch of \(settings.batchSize) cannot be shared by \(communicator.size) ranks")
@@ -93,10 +96,10 @@ public final class Trainer {
     /// (a checkpoint is written then, as at an interruption). Returns the summary once finished.
     @discardableResult
     public func run(stopAfter: Int? = nil) throws -> [String: Any]? {
-        let progress = Progress(total: totalSteps, label: "\(communicator.logPrefix)\(spec.name)/\(settings.method.name)",
+        let progress = Progress(total: totalSteps, label: "\(logPrefix)\(spec.name)/\(settings.method.name)",
                                 quiet: !communicator.isRoot)
         if step == 0 {
-            progress.log("\(spec.name): \(train.encoded.count) train, \(dev.encoded.count) \(dev.name) examples; "
+            progress.log("\(train.encoded.count) train, \(dev.encoded.count) \(dev.name) examples; "
                          + "\(train.truncatedCount + dev.truncatedCount) truncated to \(settings.maxLength) tokens; "
                          + "\(model.trainableCount) trainable parameters; \(totalSteps) steps")
         }
