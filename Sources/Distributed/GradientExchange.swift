@@ -9,6 +9,8 @@ public final class GradientExchange {
     public let communicator: Communicator
     public let parameters: [Parameter]
     private let bucket: Tensor
+    /// Seconds spent summing gradients so far (the communication share of the steps).
+    public private(set) var seconds = 0.0
 
     /// - Parameter bucketFloats: floats per all-reduce; large enough that per-call latency is
     ///   small, small enough not to double the gradients' memory.
@@ -25,6 +27,8 @@ public final class GradientExchange {
     /// Replaces every rank's gradients with their sum over the ranks.
     public func sumGradients() {
         guard communicator.size > 1 else { return }
+        let start = ContinuousClock.now
+        defer { seconds += (ContinuousClock.now - start).seconds }
         var pending: [(tensor: Tensor, offset: Int, count: Int, at: Int)] = []
         var filled = 0
         func flush() {

@@ -104,7 +104,7 @@ public final class Trainer {
                          + "\(model.trainableCount) trainable parameters; \(totalSteps) steps")
         }
         let clock = ContinuousClock()
-        var lossSum = 0.0, lossCount = 0, tokens = 0, tokenSeconds = 0.0
+        var lossSum = 0.0, lossCount = 0, tokens = 0, tokenSeconds = 0.0, exchangeSecondsBefore = exchange.seconds
         var batches: [[Int]] = []
         var stopped = false
         while step < totalSteps && !stopped {
@@ -132,7 +132,10 @@ public final class Trainer {
             let status = String(format: "loss %.4f · %.0f tok/s", lossSum / Double(max(lossCount, 1)), Double(tokens) / tokenSeconds)
             if step % settings.logEvery == 0 || step == totalSteps {
                 try appendMetrics(["step": step, "epoch": Double(step) / Double(stepsPerEpoch), "loss": lossSum / Double(lossCount),
-                                   "lr": lr, "tokens_per_s": Double(tokens) / tokenSeconds])
+                                   "lr": lr, "tokens_per_s": Double(tokens) / tokenSeconds,
+                                   "step_ms": 1000 * tokenSeconds / Double(lossCount),
+                                   "communication_share": (exchange.seconds - exchangeSecondsBefore) / tokenSeconds])
+                exchangeSecondsBefore = exchange.seconds
                 progress.update(step, status: status, force: true)
                 lossSum = 0; lossCount = 0; tokens = 0; tokenSeconds = 0
             } else {
@@ -140,7 +143,9 @@ public final class Trainer {
             }
             if step % evalEvery == 0 || step == totalSteps {
                 stopped = try evaluateAndCheckpoint(progress)
-                lossSum = 0; lossCount = 0
+                // A resumed run starts here with empty sums: so does this one.
+                lossSum = 0; lossCount = 0; tokens = 0; tokenSeconds = 0
+                exchangeSecondsBefore = exchange.seconds
             }
             if let stopAfter, step >= stopAfter, step < totalSteps, !stopped {
                 try writeCheckpoint()
