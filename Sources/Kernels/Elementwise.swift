@@ -4,13 +4,6 @@ import Glibc
 import Darwin
 #endif
 
-/// out = a + b, elementwise (residual connections).
-public func addForward(
-    out: UnsafeMutablePointer<Float>, a: UnsafePointer<Float>, b: UnsafePointer<Float>, count: Int
-) {
-    for i in 0..<count { out[i] = a[i] + b[i] }
-}
-
 /// Accumulates `source` into `destination` (the backward of a sum, and of a copy).
 public func accumulate(
     into destination: UnsafeMutablePointer<Float>, _ source: UnsafePointer<Float>, count: Int

@@ -50,11 +50,6 @@ public struct Parameters {
         byName[parameter.name] = parameter
     }
 
-    /// Registers every parameter of `other`.
-    public mutating func add(contentsOf other: Parameters) {
-        for parameter in other.all { add(parameter) }
-    }
-
     public subscript(name: String) -> Parameter? { byName[name] }
 
     public var names: [String] { all.map(\.name) }

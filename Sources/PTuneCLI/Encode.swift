@@ -30,14 +30,14 @@ struct Encode: ParsableCommand {
         // buffers are planned once for the largest batch. Outputs go back in input order.
         let order = encodings.indices.sorted { encodings[$0].inputIds.count > encodings[$1].inputIds.count }
         var lines = [String](repeating: "", count: texts.count)
-        var flops = 0.0, tokens = 0
+        var tokens = 0
+        WorkCounter.reset()
         let clock = ContinuousClock()
         let start = clock.now
         for chunk in stride(from: 0, to: order.count, by: batchSize) {
             let members = Array(order[chunk..<min(chunk + batchSize, order.count)])
             let batch = TokenBatch(encodings: members.map { encodings[$0] }, paddingId: pretrained.tokenizer.paddingId)
             let output = encoder.forward(batch)
-            flops += forwardFLOPs(pretrained.config, batch: batch.batch, length: batch.length)
             tokens += batch.tokenCount
             for (b, index) in members.enumerated() {
                 lines[index] = "{\"pooler_output\":\(jsonArray(output.pooledOutput(b))),\"cls\":\(jsonArray(output.hidden(b, 0)))}"
@@ -47,7 +47,7 @@ struct Encode: ParsableCommand {
         for line in lines { print(line) }
         if report {
             let peak = measureSgemmGFLOPS(m: 2048, n: 1536, k: 384)
-            let achieved = flops / seconds / 1e9
+            let achieved = WorkCounter.operations / seconds / 1e9
             let message = String(
                 format: "encoded %d sentences (%d tokens) in %.2f s: %.1f sentences/s, %.0f tokens/s; encoder %.1f GFLOP/s, cblas_sgemm 2048x384x1536 %.1f GFLOP/s (%.0f%% of it)\n",
                 texts.count, tokens, seconds, Double(texts.count) / seconds, Double(tokens) / seconds,
@@ -55,13 +55,4 @@ struct Encode: ParsableCommand {
             FileHandle.standardError.write(message.data(using: .utf8)!)
         }
     }
-}
-
-/// Floating-point operations of one encoder forward pass, counted from the shapes
-/// (matrix products only: 2 per multiply-add), padding included since it is computed.
-func forwardFLOPs(_ config: BertConfig, batch: Int, length: Int) -> Double {
-    let (rows, c, f) = (Double(batch * length), Double(config.hiddenSize), Double(config.intermediateSize))
-    let projections = 2 * rows * c * (4 * c + 2 * f)          // q, k, v, output; FF in and out
-    let attention = 2 * 2 * Double(batch) * Double(length * length) * c  // scores and weighted sum
-    return Double(config.layers) * (projections + attention) + 2 * Double(batch) * c * c
 }
