@@ -17,8 +17,9 @@ struct Bench: ParsableCommand {
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
+        let spec = try method.spec()
         let pretrained = try PretrainedModel(folder: model.folder)
-        let components = try method.spec.components(weights: pretrained.weights, seed: 0)
+        let components = try spec.components(weights: pretrained.weights, seed: 0)
         let tuned = TunedModel(weights: pretrained.weights, components: components,
                                head: TaskHead(kind: .classification, labels: 2, hiddenSize: pretrained.config.hiddenSize,
                                               dropout: pretrained.config.hiddenDropout, seed: 0))
@@ -47,7 +48,7 @@ struct Bench: ParsableCommand {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         let result: [String: Any] = [
-            "method": method.spec.name, "trainable": tuned.trainableCount, "batch": batch, "seq": seq,
+            "method": spec.name, "trainable": tuned.trainableCount, "batch": batch, "seq": seq,
             "tokens_per_s": Double(batch * seq) / seconds, "step_ms": seconds * 1000, "gflop_per_step": operations / 1e9,
             "achieved_gflops": operations / seconds / 1e9, "sgemm_gflops": peak,
             "fraction_of_sgemm": operations / seconds / 1e9 / peak, "peak_rss_mb": Double(usage.ru_maxrss) / 1024,
@@ -57,7 +58,7 @@ struct Bench: ParsableCommand {
             print(String(decoding: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]), as: UTF8.self))
         } else {
             print(String(format: "%@ tokens_per_s=%.0f step_ms=%.1f gflop/step=%.1f achieved=%.1f GFLOP/s sgemm=%.1f GFLOP/s (%.0f%%) peak_rss_mb=%.0f trainable=%d",
-                         method.spec.name, result["tokens_per_s"] as! Double, seconds * 1000, operations / 1e9,
+                         spec.name, result["tokens_per_s"] as! Double, seconds * 1000, operations / 1e9,
                          operations / seconds / 1e9, peak, 100 * operations / seconds / 1e9 / peak,
                          Double(usage.ru_maxrss) / 1024, tuned.trainableCount))
         }

@@ -13,7 +13,7 @@ struct MethodOptions: ParsableArguments {
     }
 
     @Option(help: "Tuning method: \(Name.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var method: Name
+    var method: Name?
 
     @Option(help: "Prompt length P (ptv2, prefix, ptv1).")
     var promptLength = 16
@@ -54,8 +54,10 @@ struct MethodOptions: ParsableArguments {
     @Option(help: "Freeze tuning: which modules of those layers train: ff, attention, all.")
     var freezeModules: FreezeModules = .ff
 
-    var spec: MethodSpec {
-        switch method {
+    /// The chosen method with its settings; `--method` is required wherever this is read.
+    func spec() throws -> MethodSpec {
+        guard let method else { throw ValidationError("--method is required") }
+        return switch method {
         case .ptv2: .ptv2(length: promptLength, dropout: promptDropout, positionOffset: positionOffset)
         case .prefix: .prefix(length: promptLength, hidden: prefixHidden, positionOffset: positionOffset)
         case .ptv1:

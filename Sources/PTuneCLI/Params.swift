@@ -14,7 +14,7 @@ struct Params: ParsableCommand {
 
     func run() throws {
         let pretrained = try PretrainedModel(folder: model.folder)
-        let components = try method.spec.components(weights: pretrained.weights, seed: 0)
+        let components = try method.spec().components(weights: pretrained.weights, seed: 0)
         let head = TaskHead(kind: .classification, labels: labels, hiddenSize: pretrained.config.hiddenSize, dropout: 0, seed: 0)
         let tuned = TunedModel(weights: pretrained.weights, components: components, head: head)
         for parameter in tuned.trainable { print("\(parameter.name) \(parameter.shape)") }

@@ -71,8 +71,9 @@ struct Adapt: ParsableCommand {
     func run() throws {
         try withCommunicator { world in
             let adaptation = try Adaptation(world: world, groups: groups, out: out)
+            let spec = try method.spec()
             let results = try adaptation.run(tasks: taskList.specs) { task in
-                var settings = options.settings(task: task, model: model.folder, method: method.spec)
+                var settings = options.settings(task: task, model: model.folder, method: spec)
                 settings.initialPrompt = initialPrompt.map(absolute)
                 return settings
             }

@@ -8,7 +8,7 @@ import Tuning
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train one task with one method (one process); writes a run folder with metrics, the best adapter and a resumable checkpoint.")
+        abstract: "Train one task with one method, as one process or data-parallel under mpirun; writes a run folder with metrics, the best adapter and a resumable checkpoint.")
 
     @OptionGroup var model: ModelOptions
 
@@ -42,7 +42,7 @@ struct Train: ParsableCommand {
         } else {
             guard let task else { throw ValidationError("--task is required (or --resume RUN)") }
             guard let out else { throw ValidationError("--out is required (or --resume RUN)") }
-            let settings = options.settings(task: task, model: model.folder, method: method.spec)
+            let settings = options.settings(task: task, model: model.folder, method: try method.spec())
             trainer = try Trainer(settings: settings, folder: out, communicator: communicator)
         }
         if let summary = try trainer.run(), communicator.isRoot {
