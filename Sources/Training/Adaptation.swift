@@ -44,7 +44,7 @@ public final class Adaptation {
     /// Trains every task (settings from `settings(task spec)`) into `out/runs/<name>/`, then writes
     /// `out/registry/` on rank 0. Returns each task's summary, on every rank.
     @discardableResult
-    public func run(tasks: [String], settings: (String) -> TrainingSettings, runName: String = "runs") throws -> [[String: Any]] {
+    public func run(tasks: [String], runName: String = "runs", settings: (String) -> TrainingSettings) throws -> [[String: Any]] {
         let color = world.rank % groups
         let group = world.split(color: color, key: world.rank)
         let assigned = assignment(tasks)
