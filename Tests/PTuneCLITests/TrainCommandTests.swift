@@ -1,0 +1,40 @@
+import Foundation
+import Model
+import TestSupport
+import XCTest
+
+/// `ptune train`, `ptune eval` and `ptune train --resume` from the command line.
+final class TrainCommandTests: XCTestCase {
+    func testTrainThenEvalAndResumeAFinishedRun() throws {
+        let folder = try temporaryFolder(self)
+        let lines = (0..<24).map { i in
+            String(decoding: try! JSONSerialization.data(withJSONObject: ["text": i % 2 == 0 ? "a fine day \(i)" : "a grim day \(i)",
+                                                                          "label": i % 2 == 0 ? "up" : "down"]), as: UTF8.self)
+        }
+        try (lines.joined(separator: "\n") + "\n").write(toFile: folder + "/data.jsonl", atomically: true, encoding: .utf8)
+        try #"{"name": "mood", "kind": "classification", "labels": ["down", "up"], "train": "data.jsonl", "dev": "data.jsonl", "test": "data.jsonl"}"#
+            .write(toFile: folder + "/mood.json", atomically: true, encoding: .utf8)
+        let model = try pretrainedModelFolder()
+        let train = try runProduct("ptune", ["train", "--model", model, "--task", folder + "/mood.json", "--method", "freeze",
+                                             "--freeze-layers", "1", "--max-steps", "4", "--batch-size", "8", "--out", folder + "/run"])
+        XCTAssertEqual(train.status, 0, train.standardError)
+        let summary = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(train.standardOutput.utf8)) as? [String: Any])
+        XCTAssertEqual(summary["steps"] as? Int, 4)
+
+        let eval = try runProduct("ptune", ["eval", "--model", model, "--task", folder + "/mood.json",
+                                            "--adapter", folder + "/run/best_adapter", "--json"])
+        XCTAssertEqual(eval.status, 0, eval.standardError)
+        let scores = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(eval.standardOutput.utf8)) as? [String: Any])
+        XCTAssertEqual(scores["examples"] as? Int, 24)
+        XCTAssertEqual(((scores["metrics"] as? [String: Double])?["accuracy"]).map { $0 >= 0 && $0 <= 1 }, true)
+        XCTAssertEqual(((scores["metrics"] as? [String: Double])?["accuracy"]),
+                       ((summary["test"] as? [String: Double])?["accuracy"]), "eval scores what train scored")
+
+        let again = try runProduct("ptune", ["train", "--model", model, "--task", folder + "/mood.json", "--method", "freeze",
+                                             "--out", folder + "/run"])
+        XCTAssertNotEqual(again.status, 0)
+        XCTAssert(again.standardError.contains("already holds a run"), again.standardError)
+        let resumed = try runProduct("ptune", ["train", "--resume", folder + "/run"])
+        XCTAssertEqual(resumed.status, 0, resumed.standardError)
+    }
+}
