@@ -19,27 +19,31 @@ public struct AttentionShape: Sendable {
     /// Elements of one probability tensor (B, H, T, S).
     public var probabilityCount: Int { batch * heads * queries * keys }
 
-    /// Floats of scratch space the backward pass needs: 2 · T · S per thread.
-    public var scratchCount: Int { Parallelism.threads * 2 * queries * keys }
+    /// Floats of scratch space the forward pass needs with dropout: T · S per thread.
+    public var forwardScratchCount: Int { Parallelism.threads * queries * keys }
+
+    /// Floats of scratch space the backward pass needs: 3 · T · S per thread.
+    public var scratchCount: Int { Parallelism.threads * 3 * queries * keys }
 }
 
 /// Scaled dot-product attention, every head at once; heads are column slices of (B, ·, C).
 /// - Parameters:
 ///   - out: (B, T, C) attention output, heads concatenated.
-///   - probs: (B, H, T, S) softmax probabilities, saved for the backward pass.
-///   - dropped: (B, H, T, S) probabilities after dropout, saved; needed only with dropout.
+///   - probs: (B, H, T, S) softmax probabilities (before dropout), saved for the backward pass,
+///     which redraws the dropout masks rather than keeping the dropped copy.
+///   - scratch: `shape.forwardScratchCount` floats for the dropped probabilities; needed only with dropout.
 ///   - q: (B, T, C); k, v: (B, S, C); keyMask: (B, S), 1 = attend, 0 = padding.
 public func attentionForward(
     out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>,
-    dropped: UnsafeMutablePointer<Float>?,
     q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-    keyMask: UnsafePointer<Float>, shape: AttentionShape, dropout: SequenceDropout?
+    keyMask: UnsafePointer<Float>, shape: AttentionShape, dropout: SequenceDropout?,
+    scratch: UnsafeMutablePointer<Float>?
 ) {
     let (T, S, C, hs) = (shape.queries, shape.keys, shape.channels, shape.headSize)
     let scale = 1 / Float(hs).squareRoot()
     WorkCounter.add(shape.batch * shape.heads * T, S, 2 * hs)   // scores and the weighted sum
     // Heads are independent: split them over the threads.
-    parallelFor(shape.batch * shape.heads) { heads in
+    parallelChunks(shape.batch * shape.heads) { chunk, heads in
         for head in heads {
             let (b, h) = (head / shape.heads, head % shape.heads)
             let p = probs + head * T * S
@@ -49,8 +53,8 @@ public func attentionForward(
                  a: qh, lda: C, b: kh, ldb: C, beta: 0, c: p, ldc: S)
             maskedSoftmaxForward(p, mask: keyMask + b * S, rows: T, columns: S)
             var weights = UnsafePointer(p)
-            if let dropout, let dropped {
-                let d = dropped + (b * shape.heads + h) * T * S
+            if let dropout, let scratch {
+                let d = scratch + chunk * T * S
                 dropoutForward(out: d, inp: p, count: T * S, dropout: dropout.sequence(b).derived(UInt64(h)))
                 weights = UnsafePointer(d)
             }
@@ -62,10 +66,10 @@ public func attentionForward(
 }
 
 /// Attention backward; accumulates into dq (B, T, C), dk and dv (B, S, C).
-/// `scratch` holds `shape.scratchCount` floats; `probs` and `dropped` are the forward's.
+/// `scratch` holds `shape.scratchCount` floats; `probs` are the forward's.
 public func attentionBackward(
     dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
-    dout: UnsafePointer<Float>, probs: UnsafePointer<Float>, dropped: UnsafePointer<Float>?,
+    dout: UnsafePointer<Float>, probs: UnsafePointer<Float>,
     q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
     scratch: UnsafeMutablePointer<Float>, shape: AttentionShape, dropout: SequenceDropout?
 ) {
@@ -73,11 +77,16 @@ public func attentionBackward(
     let scale = 1 / Float(hs).squareRoot()
     WorkCounter.add(shape.batch * shape.heads * T, S, 4 * hs)   // dweights, dv, dq, dk
     parallelChunks(shape.batch * shape.heads) { chunk, heads in
-        let dweights = scratch + chunk * 2 * T * S, dprobs = dweights + T * S
+        let dweights = scratch + chunk * 3 * T * S, dprobs = dweights + T * S, dropped = dprobs + T * S
         for head in heads {
             let (b, h) = (head / shape.heads, head % shape.heads)
             let p = probs + head * T * S
-            let weights = dropout != nil ? dropped! + head * T * S : p
+            // The forward's dropped probabilities, redrawn from the same masks.
+            var weights = p
+            if let dropout {
+                dropoutForward(out: dropped, inp: p, count: T * S, dropout: dropout.sequence(b).derived(UInt64(h)))
+                weights = UnsafePointer(dropped)
+            }
             let qh = q + b * T * C + h * hs, kh = k + b * S * C + h * hs, vh = v + b * S * C + h * hs
             let doh = dout + b * T * C + h * hs
             // dweights (T, S) = dout_h (T, hs) · v_hᵀ

@@ -18,7 +18,7 @@ struct PassShape: Equatable {
 final class LayerActivations {
     let q, k, v: Tensor               // (B, T, C) projections of the tokens
     let keys, values: Tensor          // (B, S, C) key/value prompts then the tokens' k, v (only with prompts)
-    let probs, dropped: Tensor        // (B, H, T, S)
+    let probs: Tensor                 // (B, H, T, S) before dropout
     let context: Tensor               // (B, T, C) attention output, heads concatenated
     let attentionResidual: Tensor     // (B, T, C) input of the attention LayerNorm
     let attentionMean, attentionRstd: Tensor  // (B, T)
@@ -29,12 +29,10 @@ final class LayerActivations {
     let outputMean, outputRstd: Tensor        // (B, T)
     let output: Tensor                // (B, T, C) the layer's output
 
-    init(rows: Int, keyRows: Int, withPrompts: Bool, probabilities: Int, channels c: Int, intermediate f: Int,
-         dropout: Bool) {
+    init(rows: Int, keyRows: Int, withPrompts: Bool, probabilities: Int, channels c: Int, intermediate f: Int) {
         q = Tensor(shape: [rows, c]); k = Tensor(shape: [rows, c]); v = Tensor(shape: [rows, c])
         keys = Tensor(shape: [withPrompts ? keyRows : 0, c]); values = Tensor(shape: [withPrompts ? keyRows : 0, c])
         probs = Tensor(shape: [probabilities])
-        dropped = Tensor(shape: [dropout ? probabilities : 0])
         context = Tensor(shape: [rows, c])
         attentionResidual = Tensor(shape: [rows, c])
         attentionMean = Tensor(shape: [rows]); attentionRstd = Tensor(shape: [rows])
@@ -57,6 +55,7 @@ final class BertActivations {
     var inputIds, positionIds, tokenTypeIds: [Int32]  // (B, T)
     var keyMask: [Float]                  // (B, S)
     let layers: [LayerActivations]
+    let attentionScratch: Tensor          // T · S per thread: a head's dropped probabilities
     let classifierTokens: Tensor          // (B, C) hidden state at position 0
     let pooled: Tensor                    // (B, C) tanh(dense(classifierTokens))
 
@@ -75,8 +74,9 @@ final class BertActivations {
         keyMask = Array(repeating: 0, count: shape.keyRows)
         layers = (0..<config.layers).map { [probabilities] _ in
             LayerActivations(rows: rows, keyRows: shape.keyRows, withPrompts: withPrompts, probabilities: probabilities,
-                             channels: c, intermediate: config.intermediateSize, dropout: withDropout)
+                             channels: c, intermediate: config.intermediateSize)
         }
+        attentionScratch = Tensor(shape: [withDropout ? Parallelism.threads * shape.length * shape.keys : 0])
         classifierTokens = Tensor(shape: [shape.batch, c])
         pooled = Tensor(shape: [shape.batch, c])
     }
@@ -96,7 +96,7 @@ final class BertGradientBuffers {
     let k, v: Tensor                      // (B, T, C) gradients of the tokens' k, v projections
     let keys, values: Tensor              // (B, S, C) gradients of the attended keys and values
     let activated, intermediate: Tensor   // (B, T, F)
-    let attentionScratch: Tensor          // 2 · T · S per thread
+    let attentionScratch: Tensor          // 3 · T · S per thread
     let classifierTokens, pooled: Tensor  // (B, C)
 
     init(config: BertConfig, shape: PassShape) {
@@ -108,7 +108,7 @@ final class BertGradientBuffers {
         k = Tensor(shape: [rows, c]); v = Tensor(shape: [rows, c])
         keys = Tensor(shape: [shape.keyRows, c]); values = Tensor(shape: [shape.keyRows, c])
         activated = Tensor(shape: [rows, f]); intermediate = Tensor(shape: [rows, f])
-        attentionScratch = Tensor(shape: [Parallelism.threads * 2 * shape.length * shape.keys])
+        attentionScratch = Tensor(shape: [Parallelism.threads * 3 * shape.length * shape.keys])
         classifierTokens = Tensor(shape: [shape.batch, c]); pooled = Tensor(shape: [shape.batch, c])
     }
 }

@@ -72,7 +72,8 @@ public final class BertEncoder {
 
         var input = UnsafePointer(acts.embedded.data)
         for (index, layer) in weights.layers.enumerated() {
-            layerForward(index, layer, acts.layers[index], input: input, shape: shape, keyMask: acts.keyMask)
+            layerForward(index, layer, acts.layers[index], input: input, shape: shape, keyMask: acts.keyMask,
+                         scratch: acts.attentionScratch)
             input = UnsafePointer(acts.layers[index].output.data)
         }
 
@@ -85,7 +86,7 @@ public final class BertEncoder {
     }
 
     private func layerForward(_ index: Int, _ w: BertLayerWeights, _ a: LayerActivations, input: UnsafePointer<Float>,
-                              shape: PassShape, keyMask: [Float]) {
+                              shape: PassShape, keyMask: [Float], scratch: Tensor) {
         let (B, T, S) = (shape.batch, shape.length, shape.keys)
         let (C, F, rows) = (config.hiddenSize, config.intermediateSize, B * T)
         let site = UInt64(index + 1) * 16
@@ -97,9 +98,9 @@ public final class BertEncoder {
         let attention = AttentionShape(batch: B, queries: T, keys: S, channels: C, heads: config.heads)
         let attentionDropout = dropout(config.attentionDropout, site: site)
         keyMask.withUnsafeBufferPointer { mask in
-            attentionForward(out: a.context.data, probs: a.probs.data, dropped: attentionDropout == nil ? nil : a.dropped.data,
-                             q: a.q.data, k: keys, v: values, keyMask: mask.baseAddress!, shape: attention,
-                             dropout: attentionDropout)
+            attentionForward(out: a.context.data, probs: a.probs.data, q: a.q.data, k: keys, v: values,
+                             keyMask: mask.baseAddress!, shape: attention, dropout: attentionDropout,
+                             scratch: attentionDropout == nil ? nil : scratch.data)
         }
         // Output projection, dropout, residual, LayerNorm.
         w.attentionOutput.forward(out: a.attentionResidual.data, inp: a.context.data, rows: rows,
@@ -239,7 +240,7 @@ public final class BertEncoder {
         g.q.zero(); dKeys.zero(); dValues.zero()
         let keys = prompt == nil ? a.k.data : a.keys.data, values = prompt == nil ? a.v.data : a.values.data
         attentionBackward(dq: g.q.data, dk: dKeys.data, dv: dValues.data, dout: g.context.data, probs: a.probs.data,
-                          dropped: attentionDropout == nil ? nil : a.dropped.data, q: a.q.data, k: keys, v: values,
+                          q: a.q.data, k: keys, v: values,
                           scratch: g.attentionScratch.data, shape: attention, dropout: attentionDropout)
         if let prompt {
             let P = prompt.shape[0], stride = prompt.shape[1]

@@ -11,10 +11,10 @@ final class AttentionTests: XCTestCase {
         let q = random.tensor([2, 3, 4]), k = random.tensor([2, 5, 4]), v = random.tensor([2, 5, 4])
         let keyMask = Tensor(shape: [2, 5], values: [1, 1, 1, 1, 1, 1, 1, 1, 1, 0])
         let out = Tensor(shape: [2, 3, 4]), probs = Tensor(shape: [shape.probabilityCount])
-        let dropped = Tensor(shape: [shape.probabilityCount])
+        let forwardScratch = Tensor(shape: [shape.forwardScratchCount])
         let forward = {
-            attentionForward(out: out.data, probs: probs.data, dropped: dropped.data, q: q.data, k: k.data, v: v.data,
-                             keyMask: keyMask.data, shape: shape, dropout: dropout)
+            attentionForward(out: out.data, probs: probs.data, q: q.data, k: k.data, v: v.data,
+                             keyMask: keyMask.data, shape: shape, dropout: dropout, scratch: forwardScratch.data)
         }
         forward()
         for row in 0..<(2 * 2 * 3) where row >= 6 {
@@ -24,7 +24,7 @@ final class AttentionTests: XCTestCase {
         let dq = Tensor(shape: [2, 3, 4]), dk = Tensor(shape: [2, 5, 4]), dv = Tensor(shape: [2, 5, 4])
         let scratch = Tensor(shape: [shape.scratchCount])
         attentionBackward(dq: dq.data, dk: dk.data, dv: dv.data, dout: dout.data, probs: probs.data,
-                          dropped: dropped.data, q: q.data, k: k.data, v: v.data, scratch: scratch.data,
+                          q: q.data, k: k.data, v: v.data, scratch: scratch.data,
                           shape: shape, dropout: dropout)
         let loss = { forward(); return weightedSum(out.data, dout) }
         checkGradient("attention q", input: q, analytic: dq, epsilon: 1e-3, line: line, loss: loss)
