@@ -46,9 +46,14 @@ final class LayerActivations {
 
 /// The encoder's forward-pass buffers, planned once for a pass shape and reused
 /// for every batch that fits, so no step allocates.
+///
+/// Only layers from `keptFrom` up keep their activations for a backward pass; the layers
+/// below it (frozen ones under Freeze tuning, all of them when only predicting) take turns
+/// with two shared buffer sets, so their memory is not spent.
 final class BertActivations {
     let capacity: PassShape
     let probabilities: Int, withDropout: Bool, withPrompts: Bool
+    let keptFrom: Int
     let embeddingSum: Tensor              // (B, T, C) word (or prompt) + position + token type
     let embeddingMean, embeddingRstd: Tensor  // (B, T)
     let embedded: Tensor                  // (B, T, C) after LayerNorm (and dropout)
@@ -59,8 +64,9 @@ final class BertActivations {
     let classifierTokens: Tensor          // (B, C) hidden state at position 0
     let pooled: Tensor                    // (B, C) tanh(dense(classifierTokens))
 
-    init(config: BertConfig, shape: PassShape, withDropout: Bool, withPrompts: Bool) {
+    init(config: BertConfig, shape: PassShape, withDropout: Bool, withPrompts: Bool, keptFrom: Int) {
         capacity = shape
+        self.keptFrom = keptFrom
         probabilities = shape.batch * config.heads * shape.length * shape.keys
         self.withDropout = withDropout
         self.withPrompts = withPrompts
@@ -72,18 +78,24 @@ final class BertActivations {
         positionIds = Array(repeating: 0, count: rows)
         tokenTypeIds = Array(repeating: 0, count: rows)
         keyMask = Array(repeating: 0, count: shape.keyRows)
-        layers = (0..<config.layers).map { [probabilities] _ in
+        let (probabilities, intermediate) = (probabilities, config.intermediateSize)
+        let make = {
             LayerActivations(rows: rows, keyRows: shape.keyRows, withPrompts: withPrompts, probabilities: probabilities,
-                             channels: c, intermediate: config.intermediateSize)
+                             channels: c, intermediate: intermediate)
         }
+        // A layer reads its input (the previous layer's output) before it writes its own, but two
+        // alternating sets keep that true without relying on the order within a layer.
+        let shared = keptFrom > 0 ? [make(), make()] : []
+        layers = (0..<config.layers).map { $0 < keptFrom ? shared[$0 % 2] : make() }
         attentionScratch = Tensor(shape: [withDropout ? Parallelism.threads * shape.length * shape.keys : 0])
         classifierTokens = Tensor(shape: [shape.batch, c])
         pooled = Tensor(shape: [shape.batch, c])
     }
 
     /// Whether a pass of this shape fits these buffers.
-    func fits(_ shape: PassShape, withDropout: Bool, withPrompts: Bool) -> Bool {
+    func fits(_ shape: PassShape, withDropout: Bool, withPrompts: Bool, keptFrom: Int) -> Bool {
         capacity.holds(shape) && (!withDropout || self.withDropout) && (!withPrompts || self.withPrompts)
+            && self.keptFrom <= keptFrom
     }
 }
 

@@ -11,7 +11,7 @@ public final class BertEncoder {
     private var activations: BertActivations?
     private var gradients: BertGradientBuffers?
     /// The last forward pass, which backward differentiates.
-    private var pass: (shape: PassShape, prompts: Prompts, masks: SequenceDropout?)?
+    private var pass: (shape: PassShape, prompts: Prompts, masks: SequenceDropout?, keptFrom: Int)?
 
     public init(weights: BertWeights) {
         self.weights = weights
@@ -21,9 +21,11 @@ public final class BertEncoder {
 
     /// Runs the encoder over `batch`. With a `dropoutSeed` it trains: dropout as the
     /// config sets it, drawn from that seed and each sequence's key; without one it evaluates.
-    /// The returned view is valid until the next call.
+    /// Without `forBackward`, no activations are kept for a backward pass (prediction needs
+    /// one layer's buffers, not all). The returned view is valid until the next call.
     @discardableResult
-    public func forward(_ batch: TokenBatch, prompts: Prompts = .none, dropoutSeed: UInt64? = nil) -> EncoderOutput {
+    public func forward(_ batch: TokenBatch, prompts: Prompts = .none, dropoutSeed: UInt64? = nil,
+                        forBackward: Bool = true) -> EncoderOutput {
         let C = config.hiddenSize
         let (inputP, kvP) = (prompts.inputLength, prompts.keyValueLength)
         let shape = PassShape(batch: batch.batch, length: batch.length + inputP, keys: batch.length + inputP + kvP)
@@ -31,8 +33,9 @@ public final class BertEncoder {
         let positionStart = kvP > 0 ? prompts.positionOffset : 0
         precondition(positionStart + T <= config.maxPositions,
                      "\(positionStart + T) positions exceed the model's \(config.maxPositions)")
-        let acts = plan(shape, withDropout: dropoutSeed != nil, withPrompts: kvP > 0)
-        pass = (shape, prompts, dropoutSeed.map { SequenceDropout(rate: 0, seed: $0, keys: batch.sequenceKeys) })
+        let keptFrom = forBackward ? min(max(lowestLayerNeedingGradient(prompts), 0), config.layers) : config.layers
+        let acts = plan(shape, withDropout: dropoutSeed != nil, withPrompts: kvP > 0, keptFrom: keptFrom)
+        pass = (shape, prompts, dropoutSeed.map { SequenceDropout(rate: 0, seed: $0, keys: batch.sequenceKeys) }, keptFrom)
         let rows = B * T
 
         // Ids (B, T) of every position, prompt positions first, and the key mask (B, S).
@@ -157,6 +160,7 @@ public final class BertEncoder {
         let g = gradients!
         let lowest = lowestLayerNeedingGradient(prompts)
         guard lowest <= config.layers else { return }   // nothing trains inside the encoder
+        precondition(pass.keptFrom <= max(lowest, 0), "backward after a forward pass that kept no activations for it")
 
         // Gradient of the last layer's output: the given one plus the pooler's share at position 0.
         let dHidden = g.hidden.data
@@ -290,13 +294,16 @@ public final class BertEncoder {
     // MARK: Helpers
 
     /// Buffers for a pass of `shape`, grown (never shrunk) when it does not fit.
-    private func plan(_ shape: PassShape, withDropout: Bool, withPrompts: Bool) -> BertActivations {
-        if let acts = activations, acts.fits(shape, withDropout: withDropout, withPrompts: withPrompts) { return acts }
+    private func plan(_ shape: PassShape, withDropout: Bool, withPrompts: Bool, keptFrom: Int) -> BertActivations {
+        if let acts = activations, acts.fits(shape, withDropout: withDropout, withPrompts: withPrompts, keptFrom: keptFrom) {
+            return acts
+        }
         let old = activations?.capacity ?? shape
         let grown = PassShape(batch: max(old.batch, shape.batch), length: max(old.length, shape.length),
                               keys: max(old.keys, shape.keys))
         activations = BertActivations(config: config, shape: grown, withDropout: withDropout || activations?.withDropout == true,
-                                      withPrompts: withPrompts || activations?.withPrompts == true)
+                                      withPrompts: withPrompts || activations?.withPrompts == true,
+                                      keptFrom: min(keptFrom, activations?.keptFrom ?? keptFrom))
         return activations!
     }
 

@@ -37,7 +37,7 @@ struct Encode: ParsableCommand {
         for chunk in stride(from: 0, to: order.count, by: batchSize) {
             let members = Array(order[chunk..<min(chunk + batchSize, order.count)])
             let batch = TokenBatch(encodings: members.map { encodings[$0] }, paddingId: pretrained.tokenizer.paddingId)
-            let output = encoder.forward(batch)
+            let output = encoder.forward(batch, forBackward: false)
             tokens += batch.tokenCount
             for (b, index) in members.enumerated() {
                 lines[index] = "{\"pooler_output\":\(jsonArray(output.pooledOutput(b))),\"cls\":\(jsonArray(output.hidden(b, 0)))}"

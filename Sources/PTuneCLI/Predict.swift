@@ -39,7 +39,7 @@ struct Predict: ParsableCommand {
         for start in stride(from: 0, to: encodings.count, by: batchSize) {
             let members = Array(encodings[start..<min(start + batchSize, encodings.count)])
             let batch = TokenBatch(encodings: members, paddingId: pretrained.tokenizer.paddingId)
-            let logits = tuned.forward(batch)
+            let logits = tuned.forward(batch, forBackward: false)
             let labels = tuned.head.labelCount
             for (b, encoding) in members.enumerated() {
                 func row(_ index: Int) -> [Float] { Array(UnsafeBufferPointer(start: logits.data + index * labels, count: labels)) }

@@ -49,7 +49,7 @@ public func evaluate(_ model: TunedModel, on data: SplitData, batchSize: Int, pa
     let batches = Batching.evaluationBatches(lengths: data.lengths, batchSize: batchSize)
     for (number, members) in batches.enumerated() where number % communicator.size == communicator.rank {
         let batch = data.batch(members, paddingId: paddingId)
-        let logits = model.forward(batch.tokens)
+        let logits = model.forward(batch.tokens, forBackward: false)
         func argmax(_ row: Int) -> Int {
             let base = logits.data + row * labels
             return (0..<labels).max { base[$0] < base[$1] }!

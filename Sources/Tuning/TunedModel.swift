@@ -40,12 +40,13 @@ public final class TunedModel {
     /// Number of trainable scalars.
     public var trainableCount: Int { trainable.reduce(0) { $0 + $1.value.count } }
 
-    /// Logits of `batch`: (B, labels) or, for tagging, (B, T, labels). Training when `dropoutSeed` is set.
+    /// Logits of `batch`: (B, labels) or, for tagging, (B, T, labels). Training when `dropoutSeed`
+    /// is set; without `forBackward` (prediction) no activations are kept for a backward pass.
     @discardableResult
-    public func forward(_ batch: TokenBatch, dropoutSeed: UInt64? = nil) -> Tensor {
+    public func forward(_ batch: TokenBatch, dropoutSeed: UInt64? = nil, forBackward: Bool = true) -> Tensor {
         var prompts = Prompts.none
         for component in components { component.addPrompts(to: &prompts, dropoutSeed: dropoutSeed) }
-        let output = encoder.forward(batch, prompts: prompts, dropoutSeed: dropoutSeed)
+        let output = encoder.forward(batch, prompts: prompts, dropoutSeed: dropoutSeed, forBackward: forBackward)
         self.output = output
         return head.forward(output, masks: dropoutSeed.map { SequenceDropout(rate: 0, seed: $0, keys: batch.sequenceKeys) })
     }

@@ -50,7 +50,8 @@ final class TrainerTests: XCTestCase {
     func testLossFallsAndTheRunFolderIsComplete() throws {
         let task = try makeTask()
         let run = try temporaryFolder(self) + "/run"
-        let trainer = try Trainer(settings: try settings(task, .ptv2(length: 8, dropout: 0.1, positionOffset: nil), steps: 40), folder: run)
+        let trainer = try Trainer(settings: try settings(task, .ptv2(length: 8, dropout: 0.1, positionOffset: nil), steps: 40, lr: 3e-2),
+                                  folder: run)
         let summary = try XCTUnwrap(try trainer.run())
         let losses = try metrics(run).compactMap { $0["loss"] as? Double }
         XCTAssertEqual(losses.count, 20)
