@@ -9,22 +9,17 @@ struct Encode: ParsableCommand {
 
     @OptionGroup var model: ModelOptions
 
-    @Option(help: "Sentences per forward pass.")
-    var batchSize = 32
-
-    @Option(help: "Truncate to this many tokens, [CLS] and [SEP] included.")
-    var maxLength = 128
+    @OptionGroup var inference: InferenceOptions
 
     @Flag(help: "Print throughput to standard error: sentences/s, tokens/s, the encoder's GFLOP/s and this process's cblas_sgemm GFLOP/s on a 2048×384×1536 product.")
     var report = false
 
     func run() throws {
-        guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
         let pretrained = try PretrainedModel(folder: model.folder)
         let encoder = BertEncoder(weights: pretrained.weights)
         var texts: [String] = []
         while let line = readLine() { texts.append(line) }
-        let encodings = texts.map { pretrained.tokenizer.encode($0, maxLength: maxLength) }
+        let encodings = texts.map { pretrained.tokenizer.encode($0, maxLength: inference.maxLength) }
 
         // Batches of similar length waste little on padding; longest first, so the encoder's
         // buffers are planned once for the largest batch. Outputs go back in input order.
@@ -34,8 +29,8 @@ struct Encode: ParsableCommand {
         WorkCounter.reset()
         let clock = ContinuousClock()
         let start = clock.now
-        for chunk in stride(from: 0, to: order.count, by: batchSize) {
-            let members = Array(order[chunk..<min(chunk + batchSize, order.count)])
+        for chunk in stride(from: 0, to: order.count, by: inference.batchSize) {
+            let members = Array(order[chunk..<min(chunk + inference.batchSize, order.count)])
             let batch = TokenBatch(encodings: members.map { encodings[$0] }, paddingId: pretrained.tokenizer.paddingId)
             let output = encoder.forward(batch, forBackward: false)
             tokens += batch.tokenCount

@@ -16,3 +16,17 @@ struct ModelOptions: ParsableArguments {
 
     var folder: String { model ?? PretrainedModel.defaultFolder }
 }
+
+/// How a command that only runs the model forward batches and truncates its texts.
+struct InferenceOptions: ParsableArguments {
+    @Option(help: "Texts per forward pass.")
+    var batchSize = 32
+
+    @Option(help: "Truncate to this many tokens, [CLS] and [SEP] included.")
+    var maxLength = 128
+
+    func validate() throws {
+        guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
+        guard maxLength >= 2 else { throw ValidationError("--max-length must be at least 2") }
+    }
+}

@@ -19,25 +19,20 @@ struct Predict: ParsableCommand {
     @Option(help: "Write here instead of standard output (atomically).")
     var output: String?
 
-    @Option(help: "Texts per forward pass.")
-    var batchSize = 32
-
-    @Option(help: "Truncate to this many tokens, [CLS] and [SEP] included.")
-    var maxLength = 128
+    @OptionGroup var inference: InferenceOptions
 
     @Flag(help: "Merge LoRA updates into the weights first (same logits, no extra cost per token).")
     var merge = false
 
     func run() throws {
-        guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
         let pretrained = try PretrainedModel(folder: model.folder)
         let (tuned, info) = try PeftAdapter.read(adapter, weights: pretrained.weights)
         if merge { for (_, linear) in pretrained.weights.linears { linear.merge() } }
         let texts = try readTexts(input)
-        let encodings = texts.map { pretrained.tokenizer.encode($0.text, pair: $0.pair, maxLength: maxLength) }
+        let encodings = texts.map { pretrained.tokenizer.encode($0.text, pair: $0.pair, maxLength: inference.maxLength) }
         var lines: [String] = []
-        for start in stride(from: 0, to: encodings.count, by: batchSize) {
-            let members = Array(encodings[start..<min(start + batchSize, encodings.count)])
+        for start in stride(from: 0, to: encodings.count, by: inference.batchSize) {
+            let members = Array(encodings[start..<min(start + inference.batchSize, encodings.count)])
             let batch = TokenBatch(encodings: members, paddingId: pretrained.tokenizer.paddingId)
             let logits = tuned.forward(batch, forBackward: false)
             let labels = tuned.head.labelCount

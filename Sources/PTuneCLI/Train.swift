@@ -59,8 +59,7 @@ struct Eval: ParsableCommand {
     @Option(help: "Task spec file (JSON).") var task: String
     @Option(help: "Adapter folder (PEFT format).") var adapter: String
     @Option(help: "Split to score: train, dev or test.") var split = "test"
-    @Option(help: "Examples per forward pass.") var batchSize = 32
-    @Option(help: "Truncate examples to this many tokens.") var maxLength = 128
+    @OptionGroup var inference: InferenceOptions
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
@@ -71,8 +70,8 @@ struct Eval: ParsableCommand {
             throw InputError(adapter, "the adapter's head (\(info.kind.rawValue), \(tuned.head.labelCount) labels) does not fit task \(spec.name) (\(spec.kind.rawValue), \(spec.labels.count) labels)")
         }
         let data = try SplitData(spec: spec, split: split,
-                                 encoder: ExampleEncoder(tokenizer: pretrained.tokenizer, kind: spec.kind, maxLength: maxLength))
-        let scores = evaluate(tuned, on: data, batchSize: batchSize, paddingId: pretrained.tokenizer.paddingId).scores
+                                 encoder: ExampleEncoder(tokenizer: pretrained.tokenizer, kind: spec.kind, maxLength: inference.maxLength))
+        let scores = evaluate(tuned, on: data, batchSize: inference.batchSize, paddingId: pretrained.tokenizer.paddingId).scores
         if json {
             let object: [String: Any] = ["task": spec.name, "split": split, "examples": data.examples.count, "metrics": scores]
             print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
