@@ -47,11 +47,12 @@ struct Pretrain: ParsableCommand {
     @Option(help: "Folder for prompt.safetensors, metrics.jsonl and summary.json.") var out: String
     @Option(help: "Seed.") var seed: UInt64 = 42
     @Option(help: "Truncate examples to this many tokens.") var maxLength = 128
+    @Flag(help: "Keep the prompt an earlier run of --out finished.") var resume = false
 
     func run() throws {
         try withCommunicator { world in
             try PromptPretrainer(settings: pretrain.settings(tasks: taskList.specs, model: model.folder, seed: seed, maxLength: maxLength),
-                                 folder: out, communicator: world).run()
+                                 folder: out, communicator: world).run(resume: resume)
         }
     }
 }
@@ -67,10 +68,12 @@ struct Adapt: ParsableCommand {
     @Option(help: "Start P-tuning v2 from this pretrained prompt (prompt.safetensors of ptune pretrain).") var initialPrompt: String?
     @Option(help: "Rank groups training tasks side by side (at most the number of ranks).") var groups = 1
     @Option(help: "Folder for runs/ and registry/.") var out: String
+    @Flag(help: "Continue an interrupted job in --out: finished tasks are kept, interrupted ones resume from their checkpoint.")
+    var resume = false
 
     func run() throws {
         try withCommunicator { world in
-            let adaptation = try Adaptation(world: world, groups: groups, out: out)
+            let adaptation = try Adaptation(world: world, groups: groups, out: out, resume: resume)
             let spec = try method.spec()
             let results = try adaptation.run(tasks: taskList.specs) { task in
                 var settings = options.settings(task: task, model: model.folder, method: spec)
@@ -92,22 +95,24 @@ struct Run: ParsableCommand {
     @OptionGroup var options: TrainOptions
     @Option(help: "Rank groups adapting tasks side by side.") var groups = 1
     @Option(help: "Folder for pretrain/, runs/, scratch/, registry/ and results.md.") var out: String
+    @Flag(help: "Continue an interrupted pipeline in --out: finished stages and tasks are kept, interrupted tasks resume from their checkpoint.")
+    var resume = false
 
     func run() throws {
         try withCommunicator { world in
             let pretrainer = try PromptPretrainer(
                 settings: pretrain.settings(tasks: taskList.specs, model: model.folder, seed: options.seed, maxLength: options.maxLength),
                 folder: out + "/pretrain", communicator: world)
-            try pretrainer.run()
+            try pretrainer.run(resume: resume)
             let method = MethodSpec.ptv2(length: pretrain.promptLength, dropout: pretrain.promptDropout, positionOffset: nil)
-            let adaptation = try Adaptation(world: world, groups: groups, out: out)
+            let adaptation = try Adaptation(world: world, groups: groups, out: out, resume: resume)
             let pretrained = try adaptation.run(tasks: taskList.specs, runName: "runs") { task in
                 var settings = options.settings(task: task, model: model.folder, method: method)
                 settings.initialPrompt = absolute(out + "/pretrain/prompt.safetensors")
                 return settings
             }
             // From scratch: the comparison, not part of the registry.
-            let scratch = try Adaptation(world: world, groups: groups, out: out + "/scratch")
+            let scratch = try Adaptation(world: world, groups: groups, out: out + "/scratch", resume: resume)
                 .run(tasks: taskList.specs, runName: "runs") { task in options.settings(task: task, model: model.folder, method: method) }
             if world.isRoot {
                 let table = resultsTable(["with multi-task pretraining": pretrained, "from scratch": scratch])

@@ -11,12 +11,18 @@ import Tuning
 ///
 /// Tasks go to groups by expected work, largest first to the least-loaded group, fixed before
 /// training so every rank agrees without messages.
+///
+/// With `resume`, a task whose run finished (its `summary.json` exists) is not trained again
+/// and one with a checkpoint continues from it, so a job that lost a rank reruns with `--resume`
+/// and redoes only what was lost (the run folders must then be where every group sees them).
 public final class Adaptation {
     public let world: Communicator
     public let groups: Int
     public let out: String
+    public let resume: Bool
 
-    public init(world: Communicator, groups: Int, out: String) throws {
+    public init(world: Communicator, groups: Int, out: String, resume: Bool = false) throws {
+        self.resume = resume
         guard groups >= 1 else { throw InputError("--groups", "must be at least 1, not \(groups)") }
         guard groups <= world.size else {
             throw InputError("--groups", "\(groups) groups need at least \(groups) ranks, and this job has \(world.size)")
@@ -52,12 +58,21 @@ public final class Adaptation {
         for (index, task) in tasks.enumerated() where assigned[index] == color {
             let name = try TaskSpec(contentsOf: task).name
             let folder = "\(out)/\(runName)/\(name)"
-            let started = ContinuousClock.now
-            let trainer = try Trainer(settings: settings(task), folder: folder, communicator: group,
-                                      logPrefix: "[rank \(world.rank)/\(world.size), group \(color)] ")
-            guard var summary = try trainer.run() else { continue }
-            summary["wall_seconds"] = (ContinuousClock.now - started).seconds
-            summary["group"] = color
+            var summary: [String: Any]
+            if resume, let finished = try? JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: folder + "/summary.json"))) as? [String: Any] {
+                summary = finished
+            } else {
+                let started = ContinuousClock.now
+                let trainer = try Trainer(settings: settings(task), folder: folder,
+                                          resume: resume && FileManager.default.fileExists(atPath: folder + "/checkpoint.safetensors"),
+                                          communicator: group, logPrefix: "[rank \(world.rank)/\(world.size), group \(color)] ")
+                guard let trained = try trainer.run() else { continue }
+                summary = trained
+                summary["wall_seconds"] = (ContinuousClock.now - started).seconds
+                summary["group"] = color
+                if group.isRoot { try writeJSON(summary, to: folder + "/summary.json") }
+            }
             if group.isRoot {
                 summary["files"] = try adapterFiles(folder + "/best_adapter").mapValues { $0.base64EncodedString() }
                 mine.append(summary)

@@ -96,8 +96,14 @@ public final class PromptPretrainer {
         }
     }
 
+    /// Trains the prompt, or with `resume` reuses one an earlier run of this folder finished.
     @discardableResult
-    public func run() throws -> [String: Any] {
+    public func run(resume: Bool = false) throws -> [String: Any] {
+        if resume, FileManager.default.fileExists(atPath: folder + "/prompt.safetensors"),
+           let summary = try? JSONSerialization.jsonObject(
+               with: Data(contentsOf: URL(fileURLWithPath: folder + "/summary.json"))) as? [String: Any] {
+            return summary
+        }
         if communicator.isRoot { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
         let progress = Progress(total: settings.steps, label: "\(communicator.logPrefix)pretrain", quiet: !communicator.isRoot)
         progress.log("multi-task prompt pretraining on " + zip(specs, data).map { "\($0.name) (\($1.encoded.count))" }

@@ -115,15 +115,28 @@ final class DistributedCommandTests: XCTestCase {
         let folder = try temporaryFolder(self)
         let tasks = [try makeTask(in: folder), try makeTaggingTask(in: folder)].joined(separator: ",")
         let model = try pretrainedModelFolder()
-        let result = try runProcess(try mpirun(), ["-np", "2", "--bind-to", "none", "-x", "PTUNE_THREADS=1",
-                                                   productsFolder.appendingPathComponent("ptune").path, "run", "--model", model,
-                                                   "--tasks", tasks, "--groups", "2", "--out", folder + "/pipeline",
-                                                   "--pretrain-steps", "4", "--pretrain-batch-size", "8", "--prompt-length", "4",
-                                                   "--max-steps", "3", "--batch-size", "8", "--eval-every", "3"],
-                                    environment: ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-                                                  "OMPI_MCA_btl_vader_single_copy_mechanism": "none"])
+        let pipeline = { (extra: [String]) in
+            try runProcess(try self.mpirun(), ["-np", "2", "--bind-to", "none", "-x", "PTUNE_THREADS=1",
+                                               productsFolder.appendingPathComponent("ptune").path, "run", "--model", model,
+                                               "--tasks", tasks, "--groups", "2", "--out", folder + "/pipeline",
+                                               "--pretrain-steps", "4", "--pretrain-batch-size", "8", "--prompt-length", "4",
+                                               "--max-steps", "3", "--batch-size", "8", "--eval-every", "3"] + extra,
+                           environment: ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+                                         "OMPI_MCA_btl_vader_single_copy_mechanism": "none"])
+        }
+        let result = try pipeline([])
         XCTAssertEqual(result.status, 0, result.standardError)
         let registry = folder + "/pipeline/registry"
+        // Rerun with --resume: every stage is found finished, and the registry comes out the same.
+        let digests = { () throws -> [String] in
+            let manifest = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: registry + "/manifest.json"))) as? [String: Any])
+            return (manifest["adapters"] as? [[String: Any]] ?? []).map { "\($0["task"] ?? "") \(($0["sha256"] as? [String: String])?["adapter_model.safetensors"] ?? "")" }
+        }
+        let before = try digests()
+        let resumed = try pipeline(["--resume"])
+        XCTAssertEqual(resumed.status, 0, resumed.standardError)
+        XCTAssertFalse(resumed.standardError.contains("step 3/3"), "nothing is trained again")
+        XCTAssertEqual(try digests(), before)
         let manifest = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: registry + "/manifest.json"))) as? [String: Any])
         let adapters = try XCTUnwrap(manifest["adapters"] as? [[String: Any]])
         XCTAssertEqual(adapters.compactMap { $0["task"] as? String }.sorted(), ["tiny", "tinyner"])
