@@ -8,18 +8,21 @@ public final class Progress {
     private let isTerminal = isatty(STDERR_FILENO) != 0
     private let start = ContinuousClock.now
     private let quiet: Bool
+    private let first: Int
 
-    /// A `quiet` progress prints nothing (ranks other than 0).
-    public init(total: Int, label: String, quiet: Bool = false) {
+    /// A `quiet` progress prints nothing (ranks other than 0); `from` is the step a resumed run
+    /// starts at, so the time left comes from this attempt's pace.
+    public init(total: Int, label: String, quiet: Bool = false, from first: Int = 0) {
         self.total = total
         self.label = label
         self.quiet = quiet
+        self.first = first
     }
 
     /// Reports `done` of `total` steps with a status such as "loss 0.41 · 1,200 tok/s".
     public func update(_ done: Int, status: String, force: Bool = false) {
         let elapsed = (ContinuousClock.now - start).seconds
-        let remaining = done > 0 ? elapsed / Double(done) * Double(total - done) : 0
+        let remaining = done > first ? elapsed / Double(done - first) * Double(total - done) : 0
         let eta = String(format: "%d:%02d", Int(remaining) / 60, Int(remaining) % 60)
         if isTerminal {
             let width = 24, filled = total > 0 ? width * done / total : width

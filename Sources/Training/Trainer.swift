@@ -97,7 +97,7 @@ public final class Trainer {
     @discardableResult
     public func run(stopAfter: Int? = nil) throws -> [String: Any]? {
         let progress = Progress(total: totalSteps, label: "\(logPrefix)\(spec.name)/\(settings.method.name)",
-                                quiet: !communicator.isRoot)
+                                quiet: !communicator.isRoot, from: step)
         if step == 0 {
             progress.log("\(train.encoded.count) train, \(dev.encoded.count) \(dev.name) examples; "
                          + "\(train.truncatedCount + dev.truncatedCount) truncated to \(settings.maxLength) tokens; "
