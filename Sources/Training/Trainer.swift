@@ -5,7 +5,7 @@ import Model
 import Tasks
 import Tuning
 
-/// Trains one task with one method in one process, writing a run folder:
+/// Trains one task with one method, alone or data-parallel over ranks, writing a run folder:
 ///
 ///     config.json       the resolved settings (what --resume reads)
 ///     metrics.jsonl     step, loss, learning rate, tokens/s; dev metrics at each evaluation
