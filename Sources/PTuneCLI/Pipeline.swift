@@ -75,10 +75,8 @@ struct Adapt: ParsableCommand {
         try withCommunicator { world in
             let adaptation = try Adaptation(world: world, groups: groups, out: out, resume: resume)
             let spec = try method.spec()
-            let results = try adaptation.run(tasks: taskList.specs) { task in
-                var settings = options.settings(task: task, model: model.folder, method: spec)
-                settings.initialPrompt = initialPrompt.map(absolute)
-                return settings
+            let results = try adaptation.run(tasks: taskList.specs) {
+                options.settings(task: $0, model: model.folder, method: spec, initialPrompt: initialPrompt)
             }
             if world.isRoot { print(resultsTable(["": results])) }
         }
@@ -106,14 +104,12 @@ struct Run: ParsableCommand {
             try pretrainer.run(resume: resume)
             let method = MethodSpec.ptv2(length: pretrain.promptLength, dropout: pretrain.promptDropout, positionOffset: nil)
             let adaptation = try Adaptation(world: world, groups: groups, out: out, resume: resume)
-            let pretrained = try adaptation.run(tasks: taskList.specs, runName: "runs") { task in
-                var settings = options.settings(task: task, model: model.folder, method: method)
-                settings.initialPrompt = absolute(out + "/pretrain/prompt.safetensors")
-                return settings
+            let pretrained = try adaptation.run(tasks: taskList.specs) {
+                options.settings(task: $0, model: model.folder, method: method, initialPrompt: out + "/pretrain/prompt.safetensors")
             }
             // From scratch: the comparison, not part of the registry.
             let scratch = try Adaptation(world: world, groups: groups, out: out + "/scratch", resume: resume)
-                .run(tasks: taskList.specs, runName: "runs") { task in options.settings(task: task, model: model.folder, method: method) }
+                .run(tasks: taskList.specs) { options.settings(task: $0, model: model.folder, method: method) }
             if world.isRoot {
                 let table = resultsTable(["with multi-task pretraining": pretrained, "from scratch": scratch])
                 try writeAtomically(Data(table.utf8), to: out + "/results.md")

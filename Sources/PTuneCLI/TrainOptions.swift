@@ -18,9 +18,10 @@ struct TrainOptions: ParsableArguments {
     @Option(help: "Truncate examples to this many tokens.") var maxLength = 128
     @Option(help: "Log every N steps.") var logEvery = 10
 
-    /// The settings for one task.
-    func settings(task: String, model: String, method: MethodSpec) -> TrainingSettings {
+    /// The settings for one task, P-tuning v2 starting from `initialPrompt` when given.
+    func settings(task: String, model: String, method: MethodSpec, initialPrompt: String? = nil) -> TrainingSettings {
         var settings = TrainingSettings(taskSpec: absolute(task), modelFolder: absolute(model), method: method, learningRate: lr)
+        settings.initialPrompt = initialPrompt.map(absolute)
         settings.epochs = epochs
         settings.maxSteps = maxSteps
         settings.batchSize = batchSize
