@@ -9,18 +9,12 @@ import Foundation
 /// work for the cores, which cost a sixth of a step. The count comes from `PTUNE_THREADS`,
 /// else `OPENBLAS_NUM_THREADS`, else the cores of the machine (launch.sh sets it per rank).
 public enum Parallelism {
-    public private(set) static var threads: Int = {
+    public static let threads: Int = {
         openblas_set_num_threads(1)
         let environment = ProcessInfo.processInfo.environment
         let requested = environment["PTUNE_THREADS"].flatMap(Int.init) ?? environment["OPENBLAS_NUM_THREADS"].flatMap(Int.init)
         return max(1, requested ?? ProcessInfo.processInfo.activeProcessorCount)
     }()
-
-    /// Sets the thread count (at least 1).
-    public static func setThreads(_ count: Int) {
-        _ = threads   // runs the initializer, which pins OpenBLAS to one thread
-        threads = max(1, count)
-    }
 }
 
 /// Runs `body` over consecutive ranges that cover 0..<count, one per thread, each at least
