@@ -18,5 +18,9 @@ static inline void *ptune_mpi_in_place(void) { return MPI_IN_PLACE; }
 static inline MPI_Request ptune_mpi_request_null(void) { return MPI_REQUEST_NULL; }
 static inline MPI_Status *ptune_mpi_status_ignore(void) { return MPI_STATUS_IGNORE; }
 static inline int ptune_mpi_undefined(void) { return MPI_UNDEFINED; }
+static inline MPI_Datatype ptune_mpi_int64(void) { return MPI_INT64_T; }
+static inline MPI_Info ptune_mpi_info_null(void) { return MPI_INFO_NULL; }
+static inline MPI_Win ptune_mpi_win_null(void) { return MPI_WIN_NULL; }
+static inline int ptune_mpi_lock_shared(void) { return MPI_LOCK_SHARED; }
 
 #endif

@@ -12,6 +12,9 @@ public protocol Communicator: AnyObject {
     var size: Int { get }
     /// Sums `count` floats element-wise over every rank, in place on every rank.
     func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int)
+    /// Starts summing `count` floats over every rank in place and returns at once; the buffer
+    /// must stay untouched until the reduction completes.
+    func startAllReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) -> PendingReduction
     /// Sums doubles element-wise over every rank, in place.
     func allReduceSum(_ values: inout [Double])
     /// Rank `root`'s floats, copied into every rank's buffer.
@@ -20,10 +23,37 @@ public protocol Communicator: AnyObject {
     func allGather(_ bytes: Data) -> [Data]
     /// Splits into groups: ranks with the same `color` form one, ordered by `key`.
     func split(color: Int, key: Int) -> Communicator
+    /// A counter on rank 0 that any rank can take numbers from without the others taking
+    /// part (collective: every rank calls it, and `SharedCounter.free` later).
+    func makeCounter() -> SharedCounter
     /// Waits until every rank arrives.
     func barrier()
     /// Ends every rank of the job with `message` (printed once) and a non-zero status.
     func abort(_ message: String) -> Never
+}
+
+/// A non-blocking reduction in flight.
+public protocol PendingReduction: AnyObject {
+    /// Lets the reduction advance (MPI moves non-blocking collectives only inside MPI calls);
+    /// true once it is complete.
+    func poll() -> Bool
+    /// Returns once the reduction is complete.
+    func wait()
+}
+
+/// A counter held by rank 0 of a communicator, read and advanced atomically by any rank.
+public protocol SharedCounter: AnyObject {
+    /// Adds `amount` and returns the value before, as one atomic step.
+    func fetchAndAdd(_ amount: Int) -> Int
+    /// Releases the counter (collective).
+    func free()
+}
+
+/// A reduction that was complete when it started (one rank alone).
+public final class CompletedReduction: PendingReduction {
+    public init() {}
+    public func poll() -> Bool { true }
+    public func wait() {}
 }
 
 extension Communicator {
@@ -43,13 +73,25 @@ public final class SingleProcess: Communicator {
     public var rank: Int { 0 }
     public var size: Int { 1 }
     public func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {}
+    public func startAllReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) -> PendingReduction { CompletedReduction() }
     public func allReduceSum(_ values: inout [Double]) {}
     public func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) {}
     public func allGather(_ bytes: Data) -> [Data] { [bytes] }
     public func split(color: Int, key: Int) -> Communicator { self }
+    public func makeCounter() -> SharedCounter { LocalCounter() }
     public func barrier() {}
     public func abort(_ message: String) -> Never {
         FileHandle.standardError.write(Data("error: \(message)\n".utf8))
         exit(1)
     }
+}
+
+/// One process's counter.
+private final class LocalCounter: SharedCounter {
+    private var value = 0
+    func fetchAndAdd(_ amount: Int) -> Int {
+        defer { value += amount }
+        return value
+    }
+    func free() {}
 }

@@ -50,6 +50,14 @@ public final class MPICommunicator: Communicator {
         }
     }
 
+    public func startAllReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) -> PendingReduction {
+        precondition(count <= Int(Int32.max), "a non-blocking all-reduce takes at most 2^31 - 1 floats")
+        let pending = MPIPendingReduction(owner: self)
+        check(MPI_Iallreduce(ptune_mpi_in_place(), buffer, Int32(count), ptune_mpi_float(), ptune_mpi_sum(), communicator,
+                             &pending.request), "MPI_Iallreduce")
+        return pending
+    }
+
     public func allReduceSum(_ values: inout [Double]) {
         let count = Int32(values.count)
         values.withUnsafeMutableBufferPointer {
@@ -82,6 +90,8 @@ public final class MPICommunicator: Communicator {
         return MPICommunicator(group)
     }
 
+    public func makeCounter() -> SharedCounter { MPICounter(owner: self, communicator: communicator) }
+
     public func barrier() { check(MPI_Barrier(communicator), "MPI_Barrier") }
 
     public func abort(_ message: String) -> Never {
@@ -90,7 +100,57 @@ public final class MPICommunicator: Communicator {
         exit(1)
     }
 
-    private func check(_ status: Int32, _ call: String) {
+    fileprivate func check(_ status: Int32, _ call: String) {
         if status != MPI_SUCCESS { abort("\(call) failed with status \(status)") }
     }
+}
+
+/// An `MPI_Iallreduce` in flight.
+private final class MPIPendingReduction: PendingReduction {
+    private let owner: MPICommunicator
+    var request = ptune_mpi_request_null()
+    private var complete = false
+
+    init(owner: MPICommunicator) { self.owner = owner }
+
+    func poll() -> Bool {
+        guard !complete else { return true }
+        var flag: Int32 = 0
+        owner.check(MPI_Test(&request, &flag, ptune_mpi_status_ignore()), "MPI_Test")
+        complete = flag != 0
+        return complete
+    }
+
+    func wait() {
+        guard !complete else { return }
+        owner.check(MPI_Wait(&request, ptune_mpi_status_ignore()), "MPI_Wait")
+        complete = true
+    }
+}
+
+/// A 64-bit integer in an MPI window on rank 0, advanced with `MPI_Fetch_and_op` under a shared
+/// passive-target lock, so a rank takes the next number without rank 0 doing anything.
+private final class MPICounter: SharedCounter {
+    private let owner: MPICommunicator
+    private var window = ptune_mpi_win_null()
+    private var memory: UnsafeMutableRawPointer?
+
+    init(owner: MPICommunicator, communicator: MPI_Comm) {
+        self.owner = owner
+        let bytes = owner.rank == 0 ? MemoryLayout<Int64>.size : 0
+        owner.check(MPI_Win_allocate(MPI_Aint(bytes), Int32(MemoryLayout<Int64>.size), ptune_mpi_info_null(), communicator,
+                                     &memory, &window), "MPI_Win_allocate")
+        if owner.rank == 0 { memory!.storeBytes(of: 0, as: Int64.self) }
+        owner.barrier()   // the counter is zero before anyone reads it
+    }
+
+    func fetchAndAdd(_ amount: Int) -> Int {
+        var operand = Int64(amount), previous: Int64 = 0
+        owner.check(MPI_Win_lock(ptune_mpi_lock_shared(), 0, 0, window), "MPI_Win_lock")
+        owner.check(MPI_Fetch_and_op(&operand, &previous, ptune_mpi_int64(), 0, 0, ptune_mpi_sum(), window), "MPI_Fetch_and_op")
+        owner.check(MPI_Win_unlock(0, window), "MPI_Win_unlock")
+        return Int(previous)
+    }
+
+    func free() { owner.check(MPI_Win_free(&window), "MPI_Win_free") }
 }

@@ -149,7 +149,11 @@ public final class BertEncoder {
     /// Differentiates the last forward pass given the loss's gradients with respect to
     /// its outputs, (B, T, C) last hidden state and (B, C) pooled output (either may be nil),
     /// accumulating into every trainable parameter's gradient and into the prompts' gradients.
-    public func backward(dLastHiddenState: UnsafePointer<Float>?, dPooled: UnsafePointer<Float>?) {
+    ///
+    /// `layerFinished` is called with `layers` once the pooler is done, then with each layer's
+    /// index once its backward is done, so gradients can travel while the layers below compute.
+    public func backward(dLastHiddenState: UnsafePointer<Float>?, dPooled: UnsafePointer<Float>?,
+                         layerFinished: (Int) -> Void = { _ in }) {
         guard let pass, let acts = activations else { preconditionFailure("backward before forward") }
         let (shape, prompts) = (pass.shape, pass.prompts)
         let (B, T, C) = (shape.batch, shape.length, config.hiddenSize)
@@ -174,12 +178,14 @@ public final class BertEncoder {
                                     rows: B, masks: maskSource(1))
             for b in 0..<B { accumulate(into: dHidden + b * T * C, g.classifierTokens.data + b * C, count: C) }
         }
+        layerFinished(config.layers)
 
         var dOutput = g.hidden, dInput = g.hiddenBelow
         for index in stride(from: config.layers - 1, through: max(lowest, 0), by: -1) {
             let input = index == 0 ? UnsafePointer(acts.embedded.data) : UnsafePointer(acts.layers[index - 1].output.data)
             layerBackward(index, weights.layers[index], acts.layers[index], g, dOutput: dOutput.data,
                           dInput: index > lowest ? dInput.data : nil, input: input, shape: shape)
+            layerFinished(index)
             swap(&dOutput, &dInput)
         }
         guard lowest < 0 else { return }

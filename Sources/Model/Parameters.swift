@@ -66,3 +66,16 @@ public struct Parameters {
     /// Zeroes every trainable parameter's gradient.
     public func zeroGradients() { for parameter in all { parameter.gradient?.zero() } }
 }
+
+extension Parameter {
+    /// How far a backward pass must have gone for this gradient to be final, in encoder layers
+    /// (backward runs from the last layer down): `Int.max` for the pooler and the head, which
+    /// are done before any layer; `n` for `encoder.layer.n.…`; nil for the rest (embeddings,
+    /// prompts and their encoders), which are final only when the pass ends.
+    public var gradientFinalAfterLayer: Int? {
+        if name.hasPrefix("classifier.") || name.hasPrefix("pooler.") { return Int.max }
+        let marker = "encoder.layer."
+        guard let range = name.range(of: marker) else { return nil }
+        return Int(name[range.upperBound...].prefix { $0.isNumber })
+    }
+}

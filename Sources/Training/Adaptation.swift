@@ -5,12 +5,13 @@ import Tasks
 import Tuning
 
 /// Per-task adaptation, the tasks side by side: the ranks split into `groups`
-/// (`MPI_Comm_split`), each group trains its tasks one after another data-parallel, and the
-/// coordinator (world rank 0) collects every task's best adapter and metrics from the group
-/// that trained it and writes the adapter registry.
+/// (`MPI_Comm_split`), each group trains one task at a time data-parallel and takes the next
+/// when done, and the coordinator (world rank 0) collects every task's best adapter and
+/// metrics from the group that trained it and writes the adapter registry.
 ///
-/// Tasks go to groups by expected work, largest first to the least-loaded group, fixed before
-/// training so every rank agrees without messages.
+/// Tasks are handed out largest training file first; a group's root takes the next one from a
+/// counter on world rank 0 (one-sided, so no rank waits for another to hand it out), which
+/// balances groups whatever the tasks' speeds turn out to be.
 ///
 /// With `resume`, a task whose run finished (its `summary.json` exists) is not trained again
 /// and one with a checkpoint continues from it, so a job that lost a rank reruns with `--resume`
@@ -32,19 +33,13 @@ public final class Adaptation {
         self.out = out
     }
 
-    /// Which group trains each task: largest training file first, to the least-loaded group.
-    public func assignment(_ tasks: [String]) -> [Int] {
+    /// The order tasks are handed out: largest training file first (ties in the given order).
+    public func handOutOrder(_ tasks: [String]) -> [Int] {
         let sizes = tasks.map { spec -> Int in
             let train = (try? TaskSpec(contentsOf: spec))?.splits["train"] ?? ""
             return ((try? FileManager.default.attributesOfItem(atPath: train))?[.size] as? Int) ?? 0
         }
-        var load = [Int](repeating: 0, count: groups), result = [Int](repeating: 0, count: tasks.count)
-        for task in tasks.indices.sorted(by: { (sizes[$0], $1) > (sizes[$1], $0) }) {
-            let group = load.indices.min { (load[$0], $0) < (load[$1], $1) }!
-            result[task] = group
-            load[group] += max(sizes[task], 1)
-        }
-        return result
+        return tasks.indices.sorted { (sizes[$0], $1) > (sizes[$1], $0) }
     }
 
     /// Trains every task (settings from `settings(task spec)`) into `out/runs/<name>/`, then writes
@@ -53,9 +48,14 @@ public final class Adaptation {
     public func run(tasks: [String], runName: String = "runs", settings: (String) -> TrainingSettings) throws -> [[String: Any]] {
         let color = world.rank % groups
         let group = world.split(color: color, key: world.rank)
-        let assigned = assignment(tasks)
+        let order = handOutOrder(tasks)
+        let counter = world.makeCounter()
         var mine: [[String: Any]] = []
-        for (index, task) in tasks.enumerated() where assigned[index] == color {
+        while true {
+            let taken = group.isRoot ? counter.fetchAndAdd(1) : 0
+            let next = group.broadcast(withUnsafeBytes(of: taken) { Data($0) }, root: 0).withUnsafeBytes { $0.load(as: Int.self) }
+            guard next < order.count else { break }
+            let task = tasks[order[next]]
             let name = try TaskSpec(contentsOf: task).name
             let folder = "\(out)/\(runName)/\(name)"
             var summary: [String: Any]
@@ -80,6 +80,7 @@ public final class Adaptation {
         }
         // The coordinator gathers each group root's results: adapters travel as bytes, so the
         // run folders need not be on a file system rank 0 shares.
+        counter.free()
         let payload = try JSONSerialization.data(withJSONObject: mine)
         let results = world.allGather(payload).flatMap { (try? JSONSerialization.jsonObject(with: $0)) as? [[String: Any]] ?? [] }
         if world.isRoot { try writeRegistry(results, folder: "\(out)/registry") }

@@ -25,7 +25,7 @@ public func computeGradients(
         let batch = data.batch(share, paddingId: paddingId, length: members.map { data.lengths[$0] }.max())
         model.forward(batch.tokens, dropoutSeed: dropoutSeed)
         let (loss, count) = model.head.loss(labels: batch.labels)
-        model.backward(labels: batch.labels, normalizer: globalCount)
+        model.backward(labels: batch.labels, normalizer: globalCount, layerFinished: exchange.layerFinished)
         local = [Double(loss) * Double(count), Double(batch.tokens.tokenCount)]
     }
     exchange.sumGradients()

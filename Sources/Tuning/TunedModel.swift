@@ -56,16 +56,17 @@ public final class TunedModel {
 
     /// Backward of the mean cross-entropy of the last forward pass: accumulates into every
     /// trainable parameter's gradient (call `parameters.zeroGradients()` between steps).
-    /// With `normalizer`, the mean is over that many labelled rows (a global batch's count).
-    public func backward(labels: [Int32], normalizer: Int? = nil) {
+    /// With `normalizer`, the mean is over that many labelled rows (a global batch's count);
+    /// `layerFinished` hears of each encoder layer done (see `BertEncoder.backward`).
+    public func backward(labels: [Int32], normalizer: Int? = nil, layerFinished: (Int) -> Void = { _ in }) {
         guard let output else { preconditionFailure("backward before forward") }
         let count = head.kind == .classification ? output.batch * output.channels
             : output.batch * output.length * output.channels
         if dEncoder.count != count { dEncoder = Tensor(shape: [count]) }
         head.backward(labels: labels, output: output, dEncoder: dEncoder, normalizer: normalizer)
         switch head.kind {
-        case .classification: encoder.backward(dLastHiddenState: nil, dPooled: dEncoder.data)
-        case .tagging: encoder.backward(dLastHiddenState: dEncoder.data, dPooled: nil)
+        case .classification: encoder.backward(dLastHiddenState: nil, dPooled: dEncoder.data, layerFinished: layerFinished)
+        case .tagging: encoder.backward(dLastHiddenState: dEncoder.data, dPooled: nil, layerFinished: layerFinished)
         }
         for component in components.reversed() { component.backward() }
     }

@@ -10,15 +10,21 @@ import XCTest
 private final class TwinRanks: Communicator {
     var rank: Int { 0 }
     var size: Int { 2 }
-    var reduceCalls = 0
+    /// The size of each reduction started, in order.
+    var started: [Int] = []
     func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
-        reduceCalls += 1
         for i in 0..<count { buffer[i] *= 2 }
+    }
+    func startAllReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) -> PendingReduction {
+        started.append(count)
+        allReduceSum(buffer, count: count)
+        return CompletedReduction()
     }
     func allReduceSum(_ values: inout [Double]) { values = values.map { $0 * 2 } }
     func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) {}
     func allGather(_ bytes: Data) -> [Data] { [bytes, bytes] }
     func split(color: Int, key: Int) -> Communicator { self }
+    func makeCounter() -> SharedCounter { SingleProcess().makeCounter() }
     func barrier() {}
     func abort(_ message: String) -> Never { fatalError(message) }
 }
@@ -38,8 +44,45 @@ final class CommunicatorTests: XCTestCase {
         for (parameter, original) in zip(parameters, before) {
             XCTAssertEqual(parameter.gradient?.array, original?.map { $0 * 2 }, parameter.name)
         }
-        XCTAssertEqual(twins.reduceCalls, 5, "19 trainable floats in buckets of 4")
+        XCTAssertEqual(twins.started, [4, 4, 4, 4, 3], "15 + 4 trainable floats in buckets of 4")
         XCTAssertEqual(exchange.bytesPerStep, (15 + 7 + 4) * 4)
+    }
+
+    func testBucketsStartAsBackwardFinishesTheirLayers() {
+        var random = SeededRandom(seed: 2)
+        let names = ["embeddings.word_embeddings.weight", "encoder.layer.0.output.dense.weight",
+                     "encoder.layer.1.output.dense.weight", "classifier.weight"]
+        let parameters = names.map { Parameter($0, random.tensor([3])) }
+        for parameter in parameters {
+            parameter.setTrainable(true)
+            parameter.gradient!.copy(from: random.tensor([3]))
+        }
+        let before = parameters.map { $0.gradient!.array }
+        let twins = TwinRanks()
+        let exchange = GradientExchange(communicator: twins, parameters: parameters)
+        exchange.layerFinished(2)   // the pooler: the head is final
+        XCTAssertEqual(twins.started.count, 1)
+        XCTAssertEqual(parameters[3].gradient!.array, before[3], "sums are copied back only at the end")
+        exchange.layerFinished(1)
+        XCTAssertEqual(twins.started.count, 2)
+        exchange.layerFinished(0)
+        XCTAssertEqual(twins.started.count, 3)
+        exchange.sumGradients()   // the embeddings last
+        XCTAssertEqual(twins.started.count, 4)
+        for (parameter, original) in zip(parameters, before) {
+            XCTAssertEqual(parameter.gradient!.array, original.map { $0 * 2 }, parameter.name)
+        }
+        exchange.sumGradients()   // a step without layer notices starts everything at the end
+        XCTAssertEqual(twins.started.count, 8)
+    }
+
+    func testCountersHandOutEachNumberOnce() {
+        for counter in [SingleProcess().makeCounter(), MPICommunicator.world().makeCounter()] {
+            XCTAssertEqual(counter.fetchAndAdd(1), 0)
+            XCTAssertEqual(counter.fetchAndAdd(2), 1)
+            XCTAssertEqual(counter.fetchAndAdd(1), 3)
+            counter.free()
+        }
     }
 
     func testTheMPIWorldOfOneProcessReducesGathersAndSplits() {
