@@ -22,8 +22,8 @@ public struct AttentionShape: Sendable {
     /// Floats of scratch space the forward pass needs with dropout: T · S per thread.
     public var forwardScratchCount: Int { Parallelism.threads * queries * keys }
 
-    /// Floats of scratch space the backward pass needs: 3 · T · S per thread.
-    public var scratchCount: Int { Parallelism.threads * 3 * queries * keys }
+    /// Floats of scratch space the backward pass needs: 2 · T · S per thread.
+    public var scratchCount: Int { Parallelism.threads * 2 * queries * keys }
 }
 
 /// Scaled dot-product attention, every head at once; heads are column slices of (B, ·, C).
@@ -55,7 +55,7 @@ public func attentionForward(
             var weights = UnsafePointer(p)
             if let dropout, let scratch {
                 let d = scratch + chunk * T * S
-                dropoutForward(out: d, inp: p, count: T * S, dropout: dropout.sequence(b).derived(UInt64(h)))
+                dropoutForward(out: d, inp: p, count: T * S, dropout: dropout.sequence(b).derived(UInt64(h)), parallel: false)
                 weights = UnsafePointer(d)
             }
             // (T, S) · (S, hs) → (T, hs), written into head h's columns
@@ -77,39 +77,33 @@ public func attentionBackward(
     let scale = 1 / Float(hs).squareRoot()
     WorkCounter.add(shape.batch * shape.heads * T, S, 4 * hs)   // dweights, dv, dq, dk
     parallelChunks(shape.batch * shape.heads) { chunk, heads in
-        let dweights = scratch + chunk * 3 * T * S, dprobs = dweights + T * S, dropped = dprobs + T * S
+        let dscores = scratch + chunk * 2 * T * S, dropped = dscores + T * S
         for head in heads {
             let (b, h) = (head / shape.heads, head % shape.heads)
             let p = probs + head * T * S
             // The forward's dropped probabilities, redrawn from the same masks.
             var weights = p
-            if let dropout {
-                dropoutForward(out: dropped, inp: p, count: T * S, dropout: dropout.sequence(b).derived(UInt64(h)))
+            let headDropout = dropout?.sequence(b).derived(UInt64(h))
+            if let headDropout {
+                dropoutForward(out: dropped, inp: p, count: T * S, dropout: headDropout, parallel: false)
                 weights = UnsafePointer(dropped)
             }
             let qh = q + b * T * C + h * hs, kh = k + b * S * C + h * hs, vh = v + b * S * C + h * hs
             let doh = dout + b * T * C + h * hs
             // dweights (T, S) = dout_h (T, hs) · v_hᵀ
             gemm(transA: false, transB: true, m: T, n: S, k: hs,
-                 a: doh, lda: C, b: vh, ldb: C, beta: 0, c: dweights, ldc: S)
+                 a: doh, lda: C, b: vh, ldb: C, beta: 0, c: dscores, ldc: S)
             // dv_h (S, hs) += weightsᵀ · dout_h
             gemm(transA: true, transB: false, m: S, n: hs, k: T,
                  a: weights, lda: S, b: doh, ldb: C, beta: 1, c: dv + b * S * C + h * hs, ldc: C)
-            // Through dropout (when on) into dprobs, then through the softmax back into dweights,
-            // which then holds the gradient of the unscaled scores.
-            if let dropout {
-                dprobs.update(repeating: 0, count: T * S)
-                dropoutBackward(dinp: dprobs, dout: dweights, count: T * S, dropout: dropout.sequence(b).derived(UInt64(h)))
-            } else {
-                dprobs.update(from: dweights, count: T * S)
-            }
-            dweights.update(repeating: 0, count: T * S)
-            softmaxBackward(dinp: dweights, dout: dprobs, probs: p, rows: T, columns: S)
+            // Through the dropout (when on) and the softmax, in place: the unscaled scores' gradient.
+            softmaxBackward(dscores, probs: p, rows: T, columns: S, dropped: headDropout == nil ? nil : UnsafePointer(dropped),
+                            scale: headDropout?.scale ?? 1)
             // dq_h (T, hs) += scale · dscores · k_h ; dk_h (S, hs) += scale · dscoresᵀ · q_h
             gemm(transA: false, transB: false, m: T, n: hs, k: S, alpha: scale,
-                 a: dweights, lda: S, b: kh, ldb: C, beta: 1, c: dq + b * T * C + h * hs, ldc: C)
+                 a: dscores, lda: S, b: kh, ldb: C, beta: 1, c: dq + b * T * C + h * hs, ldc: C)
             gemm(transA: true, transB: false, m: S, n: hs, k: T, alpha: scale,
-                 a: dweights, lda: S, b: qh, ldb: C, beta: 1, c: dk + b * S * C + h * hs, ldc: C)
+                 a: dscores, lda: S, b: qh, ldb: C, beta: 1, c: dk + b * S * C + h * hs, ldc: C)
         }
     }
 }

@@ -10,12 +10,8 @@ public func layerNormForward(
     let n = Float(channels)
     parallelFor(rows, minimumChunk: 8) { range in for r in range {
         let x = inp + r * channels
-        var sum: Float = 0
-        for c in 0..<channels { sum += x[c] }
-        let m = sum / n
-        var variance: Float = 0
-        for c in 0..<channels { let d = x[c] - m; variance += d * d }
-        let s = 1 / (variance / n + eps).squareRoot()
+        let m = sum(x, count: channels) / n
+        let s = 1 / (sumOfSquaredDeviations(x, from: m, count: channels) / n + eps).squareRoot()
         let y = out + r * channels
         for c in 0..<channels { y[c] = (x[c] - m) * s * weight[c] + bias[c] }
         mean[r] = m
@@ -36,15 +32,8 @@ public func layerNormBackward(
         let x = inp + r * channels, dy = dout + r * channels, dx = dinp + r * channels
         let m = mean[r], s = rstd[r]
         // Two reductions: mean of dnorm and mean of dnorm · norm.
-        var dnormMean: Float = 0, dnormNormMean: Float = 0
-        for c in 0..<channels {
-            let norm = (x[c] - m) * s
-            let dnorm = weight[c] * dy[c]
-            dnormMean += dnorm
-            dnormNormMean += dnorm * norm
-        }
-        dnormMean /= n
-        dnormNormMean /= n
+        let (dnormSum, dnormNormSum) = layerNormGradientSums(weight: weight, dout: dy, inp: x, mean: m, rstd: s, count: channels)
+        let dnormMean = dnormSum / n, dnormNormMean = dnormNormSum / n
         for c in 0..<channels {
             let norm = (x[c] - m) * s
             dx[c] += (weight[c] * dy[c] - dnormMean - norm * dnormNormMean) * s
@@ -62,4 +51,28 @@ public func layerNormBackward(
             }
         }
     }
+}
+
+/// Σ dnorm and Σ dnorm · norm of one row, where dnorm = weight · dout and norm = (inp − mean) · rstd,
+/// eight lanes at a time (see Reductions.swift).
+@inline(__always)
+private func layerNormGradientSums(
+    weight: UnsafePointer<Float>, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, mean: Float, rstd: Float, count: Int
+) -> (Float, Float) {
+    var dnormSum = Lanes(), dnormNormSum = Lanes(), c = 0
+    let m = Lanes(repeating: mean), s = Lanes(repeating: rstd)
+    while c + 8 <= count {
+        let dnorm = load(weight, c) * load(dout, c)
+        dnormSum += dnorm
+        dnormNormSum.addProduct(dnorm, (load(inp, c) - m) * s)
+        c += 8
+    }
+    var (first, second) = (dnormSum.sum(), dnormNormSum.sum())
+    while c < count {
+        let dnorm = weight[c] * dout[c]
+        first += dnorm
+        second += dnorm * (inp[c] - mean) * rstd
+        c += 1
+    }
+    return (first, second)
 }

@@ -13,31 +13,37 @@ public func maskedSoftmaxForward(
 ) {
     for r in 0..<rows {
         let row = x + r * columns
-        var maxValue = -Float.infinity
-        for c in 0..<columns where mask[c] != 0 { maxValue = max(maxValue, row[c]) }
+        let maxValue = maskedMaximum(row, mask: mask, count: columns)
         guard maxValue > -Float.infinity else {
             row.update(repeating: 0, count: columns)
             continue
         }
         // Branch-free so it vectorizes: masked columns are multiplied by their 0.
         for c in 0..<columns { row[c] = fastExp(row[c] - maxValue) * mask[c] }
-        var sum: Float = 0
-        for c in 0..<columns { sum += row[c] }
-        let inverse = 1 / sum
+        let inverse = 1 / sum(row, count: columns)
         for c in 0..<columns { row[c] *= inverse }
     }
 }
 
-/// Softmax backward from its output p: dinp += p · (dout − Σ dout·p), row by row.
-/// - Parameters: dinp, dout, probs (rows, columns).
+/// Softmax backward from its output p, in place, row by row: `d` holds the gradient of the
+/// probabilities on entry and that of the scores on exit, p · (d − Σ d·p).
+///
+/// With `dropped` (the forward's probabilities after dropout, `scale` = 1 / (1 − rate)), `d`
+/// is the gradient of the dropped probabilities and goes through the dropout first: kept
+/// elements (dropped ≠ 0) scale by `scale`, the rest become 0. A kept element whose
+/// probability was 0 would be zeroed too, which changes nothing: its gradient is multiplied by p.
+/// - Parameters: d, probs, dropped (rows, columns).
 public func softmaxBackward(
-    dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, probs: UnsafePointer<Float>,
-    rows: Int, columns: Int
+    _ d: UnsafeMutablePointer<Float>, probs: UnsafePointer<Float>, rows: Int, columns: Int,
+    dropped: UnsafePointer<Float>? = nil, scale: Float = 1
 ) {
     for r in 0..<rows {
-        let p = probs + r * columns, dy = dout + r * columns, dx = dinp + r * columns
-        var dot: Float = 0
-        for c in 0..<columns { dot += dy[c] * p[c] }
-        for c in 0..<columns { dx[c] += p[c] * (dy[c] - dot) }
+        let p = probs + r * columns, dy = d + r * columns
+        if let dropped {
+            let kept = dropped + r * columns
+            for c in 0..<columns { dy[c] = kept[c] != 0 ? dy[c] * scale : 0 }
+        }
+        let dot = dotProduct(dy, p, count: columns)
+        for c in 0..<columns { dy[c] = p[c] * (dy[c] - dot) }
     }
 }

@@ -101,6 +101,11 @@ final class ElementwiseTests: XCTestCase {
         XCTAssertEqual(out.array, again.array, "same seed, same mask")
         dropoutForward(out: again.data, inp: inp.data, count: count, dropout: dropout.derived(1))
         XCTAssertNotEqual(out.array, again.array, "another site, another mask")
+        dropoutForward(out: again.data, inp: inp.data, count: count, dropout: dropout, parallel: false)
+        XCTAssertEqual(out.array, again.array, "the mask does not depend on how the range is split")
+        let odd = Tensor(shape: [count - 5])
+        dropoutForward(out: odd.data, inp: inp.data, count: count - 5, dropout: dropout)
+        XCTAssertEqual(odd.array, Array(out.array.prefix(count - 5)), "nor on where it ends")
 
         var random = SeededRandom(seed: 11)
         let x = random.tensor([50]), y = Tensor(shape: [50]), dout = random.tensor([50]), dinp = Tensor(shape: [50])

@@ -57,7 +57,8 @@ final class NormalizationTests: XCTestCase {
             XCTAssertEqual((0..<columns).map { out[r * columns + $0] }.reduce(0, +), 1, accuracy: 1e-6)
         }
         let dout = random.tensor([rows, columns]), dinp = Tensor(shape: [rows, columns])
-        softmaxBackward(dinp: dinp.data, dout: dout.data, probs: out.data, rows: rows, columns: columns)
+        dinp.copy(from: dout)
+        softmaxBackward(dinp.data, probs: out.data, rows: rows, columns: columns)
         checkGradient("softmax", input: inp, analytic: dinp, epsilon: 1e-3) { forward(); return weightedSum(out.data, dout) }
     }
 
