@@ -71,7 +71,8 @@ public func maskedMaximum(_ x: UnsafePointer<Float>, mask: UnsafePointer<Float>,
     let lowest = Lanes(repeating: -.infinity)
     var a = lowest, i = 0
     while i + 8 <= count {
-        a = pointwiseMax(a, load(x, i).replacing(with: -.infinity, where: load(mask, i) .== 0))
+        let v = load(x, i).replacing(with: -.infinity, where: load(mask, i) .== 0)
+        a.replace(with: v, where: v .> a)
         i += 8
     }
     var result = a.max()
