@@ -23,7 +23,10 @@ public struct AttentionShape: Sendable {
     public var forwardScratchCount: Int { Parallelism.threads * queries * keys }
 
     /// Floats of scratch space the backward pass needs: 2 · T · S per thread.
-    public var scratchCount: Int { Parallelism.threads * 2 * queries * keys }
+    public var scratchCount: Int { Self.scratchCount(queries: queries, keys: keys) }
+
+    /// Floats of scratch space the backward pass needs for T queries and S keys, any batch.
+    public static func scratchCount(queries: Int, keys: Int) -> Int { Parallelism.threads * 2 * queries * keys }
 }
 
 /// Scaled dot-product attention, every head at once; heads are column slices of (B, ·, C).

@@ -48,12 +48,17 @@ final class LayerActivations {
 /// for every batch that fits, so no step allocates.
 ///
 /// Only layers from `keptFrom` up keep their activations for a backward pass; the layers
-/// below it (frozen ones under Freeze tuning, all of them when only predicting) take turns
-/// with two shared buffer sets, so their memory is not spent.
+/// below it (frozen ones under Freeze tuning, all of them when only predicting) run a chunk of
+/// `frozenChunk` sequences at a time through two shared buffer sets sized for the chunk, and
+/// only their last output is kept for the whole batch (`frozenOutput`), so their memory is
+/// hardly spent.
 final class BertActivations {
     let capacity: PassShape
-    let probabilities: Int, withDropout: Bool, withPrompts: Bool
+    let withDropout: Bool, withPrompts: Bool
     let keptFrom: Int
+    /// Sequences per chunk through the layers below `keptFrom` (`frozenChunkTokens` tokens or one sequence).
+    let frozenChunk: Int
+    let frozenOutput: Tensor              // (B, T, C) output of layer keptFrom − 1 (when keptFrom > 0)
     let embeddingSum: Tensor              // (B, T, C) word (or prompt) + position + token type
     let embeddingMean, embeddingRstd: Tensor  // (B, T)
     let embedded: Tensor                  // (B, T, C) after LayerNorm (and dropout)
@@ -64,10 +69,10 @@ final class BertActivations {
     let classifierTokens: Tensor          // (B, C) hidden state at position 0
     let pooled: Tensor                    // (B, C) tanh(dense(classifierTokens))
 
-    init(config: BertConfig, shape: PassShape, withDropout: Bool, withPrompts: Bool, keptFrom: Int) {
+    init(config: BertConfig, shape: PassShape, withDropout: Bool, withPrompts: Bool, keptFrom: Int, frozenChunkTokens: Int) {
         capacity = shape
         self.keptFrom = keptFrom
-        probabilities = shape.batch * config.heads * shape.length * shape.keys
+        frozenChunk = keptFrom > 0 ? min(shape.batch, max(1, frozenChunkTokens / max(shape.length, 1))) : shape.batch
         self.withDropout = withDropout
         self.withPrompts = withPrompts
         let (rows, c) = (shape.rows, config.hiddenSize)
@@ -78,18 +83,25 @@ final class BertActivations {
         positionIds = Array(repeating: 0, count: rows)
         tokenTypeIds = Array(repeating: 0, count: rows)
         keyMask = Array(repeating: 0, count: shape.keyRows)
-        let (probabilities, intermediate) = (probabilities, config.intermediateSize)
-        let make = {
-            LayerActivations(rows: rows, keyRows: shape.keyRows, withPrompts: withPrompts, probabilities: probabilities,
-                             channels: c, intermediate: intermediate)
+        let make = { (sequences: Int) in
+            LayerActivations(rows: sequences * shape.length, keyRows: sequences * shape.keys, withPrompts: withPrompts,
+                             probabilities: sequences * config.heads * shape.length * shape.keys,
+                             channels: c, intermediate: config.intermediateSize)
         }
         // A layer reads its input (the previous layer's output) before it writes its own, but two
         // alternating sets keep that true without relying on the order within a layer.
-        let shared = keptFrom > 0 ? [make(), make()] : []
-        layers = (0..<config.layers).map { $0 < keptFrom ? shared[$0 % 2] : make() }
+        let shared = keptFrom > 0 ? [make(frozenChunk), make(frozenChunk)] : []
+        layers = (0..<config.layers).map { $0 < keptFrom ? shared[$0 % 2] : make(shape.batch) }
+        frozenOutput = Tensor(shape: [keptFrom > 0 ? rows : 0, c])
         attentionScratch = Tensor(shape: [withDropout ? Parallelism.threads * shape.length * shape.keys : 0])
         classifierTokens = Tensor(shape: [shape.batch, c])
         pooled = Tensor(shape: [shape.batch, c])
+    }
+
+    /// (B, T, C) the input of layer `index` for the whole batch.
+    func layerInput(_ index: Int) -> UnsafePointer<Float> {
+        if index == 0 { return UnsafePointer(embedded.data) }
+        return UnsafePointer(index <= keptFrom ? frozenOutput.data : layers[index - 1].output.data)
     }
 
     /// Whether a pass of this shape fits these buffers.
@@ -108,7 +120,7 @@ final class BertGradientBuffers {
     let k, v: Tensor                      // (B, T, C) gradients of the tokens' k, v projections
     let keys, values: Tensor              // (B, S, C) gradients of the attended keys and values
     let activated, intermediate: Tensor   // (B, T, F)
-    let attentionScratch: Tensor          // 3 · T · S per thread
+    let attentionScratch: Tensor          // 2 · T · S per thread
     let classifierTokens, pooled: Tensor  // (B, C)
 
     init(config: BertConfig, shape: PassShape) {
@@ -120,7 +132,7 @@ final class BertGradientBuffers {
         k = Tensor(shape: [rows, c]); v = Tensor(shape: [rows, c])
         keys = Tensor(shape: [shape.keyRows, c]); values = Tensor(shape: [shape.keyRows, c])
         activated = Tensor(shape: [rows, f]); intermediate = Tensor(shape: [rows, f])
-        attentionScratch = Tensor(shape: [Parallelism.threads * 3 * shape.length * shape.keys])
+        attentionScratch = Tensor(shape: [AttentionShape.scratchCount(queries: shape.length, keys: shape.keys)])
         classifierTokens = Tensor(shape: [shape.batch, c]); pooled = Tensor(shape: [shape.batch, c])
     }
 }

@@ -13,6 +13,10 @@ public final class BertEncoder {
     /// The last forward pass, which backward differentiates.
     private var pass: (shape: PassShape, prompts: Prompts, masks: SequenceDropout?, keptFrom: Int)?
 
+    /// Tokens per chunk through the layers whose activations are not kept (see `BertActivations`):
+    /// smaller saves memory, larger keeps the matrix products large. Read when buffers are planned.
+    public var frozenChunkTokens = 1024
+
     public init(weights: BertWeights) {
         self.weights = weights
     }
@@ -73,12 +77,26 @@ public final class BertEncoder {
         dropout(config.hiddenDropout, site: 0)?.forward(out: acts.embedded.data, inp: acts.embedded.data,
                                                          elementsPerSequence: T * C)
 
-        var input = UnsafePointer(acts.embedded.data)
-        for (index, layer) in weights.layers.enumerated() {
-            layerForward(index, layer, acts.layers[index], input: input, shape: shape, keyMask: acts.keyMask,
-                         scratch: acts.attentionScratch)
-            input = UnsafePointer(acts.layers[index].output.data)
+        // The layers below the buffers' keptFrom keep nothing for backward: a chunk of sequences
+        // at a time through them, so their buffers are sized for the chunk; then the rest, whole batch.
+        for first in stride(from: 0, to: acts.keptFrom > 0 ? B : 0, by: acts.frozenChunk) {
+            let sequences = first..<min(first + acts.frozenChunk, B)
+            let chunk = PassShape(batch: sequences.count, length: T, keys: S)
+            withMasks(ofSequences: sequences) {
+                var input = UnsafePointer(acts.embedded.data + first * T * C)
+                for index in 0..<acts.keptFrom {
+                    layerForward(index, weights.layers[index], acts.layers[index], input: input, shape: chunk,
+                                 keyMask: acts.keyMask, firstSequence: first, scratch: acts.attentionScratch)
+                    input = UnsafePointer(acts.layers[index].output.data)
+                }
+                (acts.frozenOutput.data + first * T * C).update(from: input, count: chunk.rows * C)
+            }
         }
+        for index in acts.keptFrom..<config.layers {
+            layerForward(index, weights.layers[index], acts.layers[index], input: acts.layerInput(index), shape: shape,
+                         keyMask: acts.keyMask, firstSequence: 0, scratch: acts.attentionScratch)
+        }
+        let input = acts.layerInput(config.layers)
 
         // Pooler: tanh(dense(hidden state at position 0)).
         for b in 0..<B { (acts.classifierTokens.data + b * C).update(from: input + b * T * C, count: C) }
@@ -88,8 +106,10 @@ public final class BertEncoder {
                              lastHiddenState: input, pooled: acts.pooled.data, buffers: acts)
     }
 
+    /// One layer over `shape.batch` sequences, the batch's from `firstSequence` on (their key
+    /// mask rows; their dropout masks are the pass's).
     private func layerForward(_ index: Int, _ w: BertLayerWeights, _ a: LayerActivations, input: UnsafePointer<Float>,
-                              shape: PassShape, keyMask: [Float], scratch: Tensor) {
+                              shape: PassShape, keyMask: [Float], firstSequence: Int, scratch: Tensor) {
         let (B, T, S) = (shape.batch, shape.length, shape.keys)
         let (C, F, rows) = (config.hiddenSize, config.intermediateSize, B * T)
         let site = UInt64(index + 1) * 16
@@ -102,7 +122,7 @@ public final class BertEncoder {
         let attentionDropout = dropout(config.attentionDropout, site: site)
         keyMask.withUnsafeBufferPointer { mask in
             attentionForward(out: a.context.data, probs: a.probs.data, q: a.q.data, k: keys, v: values,
-                             keyMask: mask.baseAddress!, shape: attention, dropout: attentionDropout,
+                             keyMask: mask.baseAddress! + firstSequence * S, shape: attention, dropout: attentionDropout,
                              scratch: attentionDropout == nil ? nil : scratch.data)
         }
         // Output projection, dropout, residual, LayerNorm.
@@ -182,9 +202,8 @@ public final class BertEncoder {
 
         var dOutput = g.hidden, dInput = g.hiddenBelow
         for index in stride(from: config.layers - 1, through: max(lowest, 0), by: -1) {
-            let input = index == 0 ? UnsafePointer(acts.embedded.data) : UnsafePointer(acts.layers[index - 1].output.data)
             layerBackward(index, weights.layers[index], acts.layers[index], g, dOutput: dOutput.data,
-                          dInput: index > lowest ? dInput.data : nil, input: input, shape: shape)
+                          dInput: index > lowest ? dInput.data : nil, input: acts.layerInput(index), shape: shape)
             layerFinished(index)
             swap(&dOutput, &dInput)
         }
@@ -309,8 +328,17 @@ public final class BertEncoder {
                               keys: max(old.keys, shape.keys))
         activations = BertActivations(config: config, shape: grown, withDropout: withDropout || activations?.withDropout == true,
                                       withPrompts: withPrompts || activations?.withPrompts == true,
-                                      keptFrom: min(keptFrom, activations?.keptFrom ?? keptFrom))
+                                      keptFrom: min(keptFrom, activations?.keptFrom ?? keptFrom), frozenChunkTokens: frozenChunkTokens)
         return activations!
+    }
+
+    /// Runs `body` with the pass's dropout masks narrowed to `sequences`, as a chunk of the batch
+    /// sees them: each sequence keeps its own masks whatever chunk it is in.
+    private func withMasks(ofSequences sequences: Range<Int>, _ body: () -> Void) {
+        guard let masks = pass?.masks else { return body() }
+        pass!.masks = SequenceDropout(rate: masks.rate, seed: masks.seed, keys: Array(masks.keys[sequences]))
+        body()
+        pass!.masks = masks
     }
 
     /// The mask source of one site in the current training pass (nil when evaluating), for

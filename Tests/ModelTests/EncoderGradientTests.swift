@@ -82,6 +82,31 @@ final class EncoderGradientTests: XCTestCase {
                        ["encoder.layer.1.intermediate.dense.weight", "encoder.layer.1.output.dense.weight"])
     }
 
+    func testFrozenLayersRunInChunksOfSequencesWithTheSameResults() {
+        let weights = randomWeights(seed: 8)
+        let top = weights.parameters.all.filter { $0.name.hasPrefix("encoder.layer.1.") }
+        for parameter in top { parameter.setTrainable(true) }
+        let whole = BertEncoder(weights: weights), chunked = BertEncoder(weights: weights)
+        chunked.frozenChunkTokens = 1   // one sequence per chunk through layer 0
+        var random = SeededRandom(seed: 5)
+        let dHidden = random.tensor([batch.batch, batch.length, config.hiddenSize])
+        var results: [[Float]] = []
+        for encoder in [whole, chunked] {
+            for forBackward in [false, true] {
+                let output = encoder.forward(batch, dropoutSeed: 3, forBackward: forBackward)
+                results.append((0..<batch.batch).flatMap { b in (0..<batch.length).flatMap { output.hidden(b, $0) } })
+            }
+            weights.parameters.zeroGradients()
+            encoder.backward(dLastHiddenState: dHidden.data, dPooled: nil)
+            results.append(top.flatMap { $0.gradient!.array })
+        }
+        XCTAssertEqual(results[0], results[1], "predicting and training give the same outputs")
+        for (index, what) in ["prediction", "training output", "gradients"].enumerated() {
+            XCTAssertEqual(results[index].count, results[index + 3].count)
+            for (x, y) in zip(results[index], results[index + 3]) { XCTAssertEqual(x, y, accuracy: 1e-5, what) }
+        }
+    }
+
     func testMergedLowRankUpdateGivesTheSameOutputs() {
         let weights = randomWeights(seed: 7)
         var random = SeededRandom(seed: 8)
