@@ -65,6 +65,26 @@ extension Communicator {
 
     /// A prefix for log lines that names the rank when there are several.
     public var logPrefix: String { size > 1 ? "[rank \(rank)/\(size)] " : "" }
+
+    /// `outcome`'s value if it succeeded on every rank; otherwise, on every rank, a
+    /// `CollectiveError` naming each rank that failed and why, so rank 0 can report a failure
+    /// that happened elsewhere (a file one node cannot read). Collective: every rank calls it.
+    public func agreed<T>(_ outcome: Result<T, Error>) throws -> T {
+        guard size > 1 else { return try outcome.get() }
+        var message = ""
+        if case .failure(let error) = outcome { message = "\(error)" }
+        let failures = allGather(Data(message.utf8)).enumerated().compactMap { rank, bytes in
+            bytes.isEmpty ? nil : "rank \(rank): \(String(decoding: bytes, as: UTF8.self))"
+        }
+        guard failures.isEmpty else { throw CollectiveError(failures.joined(separator: "; ")) }
+        return try outcome.get()
+    }
+}
+
+/// An error every rank knows of: rank 0 reports it for all of them.
+public struct CollectiveError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// One process alone: every collective is the identity.

@@ -90,6 +90,9 @@ func withCommunicator(_ body: (Communicator) throws -> Void) throws {
     let world = MPICommunicator.world()
     do {
         try body(world)
+    } catch is CollectiveError where !world.isRoot {
+        world.barrier()   // rank 0 reports it and ends the job
+        exit(1)
     } catch {
         world.abort("\(error)")
     }

@@ -57,14 +57,16 @@ public final class PromptPretrainer {
         self.settings = settings
         self.folder = folder
         self.communicator = communicator
-        let pretrained = try PretrainedModel(folder: settings.modelFolder)
-        self.pretrained = pretrained
-        let specs = try settings.tasks.map { try TaskSpec(contentsOf: $0) }
-        self.specs = specs
-        data = try specs.map {
-            try SplitData(spec: $0, split: "train",
-                          encoder: ExampleEncoder(tokenizer: pretrained.tokenizer, kind: $0.kind, maxLength: settings.maxLength))
-        }
+        // Files may load on one rank and not another (another node's file system): agree first.
+        let (pretrained, specs, data) = try communicator.agreed(Result {
+            let pretrained = try PretrainedModel(folder: settings.modelFolder)
+            let specs = try settings.tasks.map { try TaskSpec(contentsOf: $0) }
+            return (pretrained, specs, try specs.map {
+                try SplitData(spec: $0, split: "train",
+                              encoder: ExampleEncoder(tokenizer: pretrained.tokenizer, kind: $0.kind, maxLength: settings.maxLength))
+            })
+        })
+        (self.pretrained, self.specs, self.data) = (pretrained, specs, data)
         guard let shared = try settings.method.components(weights: pretrained.weights, seed: settings.seed).first as? PromptTuning else {
             preconditionFailure("P-tuning v2 builds a prompt")
         }

@@ -44,18 +44,21 @@ public final class Trainer {
         guard settings.batchSize >= communicator.size else {
             throw InputError("--batch-size", "the global batch of \(settings.batchSize) cannot be shared by \(communicator.size) ranks")
         }
+        // Files may load on one rank and not another (another node's file system): agree first.
+        (pretrained, spec, train, dev) = try communicator.agreed(Result {
+            let pretrained = try PretrainedModel(folder: settings.modelFolder)
+            let spec = try TaskSpec(contentsOf: settings.taskSpec)
+            let encoder = ExampleEncoder(tokenizer: pretrained.tokenizer, kind: spec.kind, maxLength: settings.maxLength)
+            return (pretrained, spec, try SplitData(spec: spec, split: "train", encoder: encoder),
+                    try SplitData(spec: spec, split: spec.splits["dev"] == nil ? "train" : "dev", encoder: encoder))
+        })
         let description = try JSONSerialization.data(withJSONObject: settings.json, options: [.sortedKeys])
         guard Set(communicator.allGather(description)).count == 1 else {
-            throw InputError("ptune train", "the ranks were started with different settings; every rank must run the same command")
+            throw CollectiveError("the ranks were started with different settings; every rank must run the same command")
         }
         self.settings = settings
         self.folder = folder
         self.communicator = communicator
-        pretrained = try PretrainedModel(folder: settings.modelFolder)
-        spec = try TaskSpec(contentsOf: settings.taskSpec)
-        let encoder = ExampleEncoder(tokenizer: pretrained.tokenizer, kind: spec.kind, maxLength: settings.maxLength)
-        train = try SplitData(spec: spec, split: "train", encoder: encoder)
-        dev = try SplitData(spec: spec, split: spec.splits["dev"] == nil ? "train" : "dev", encoder: encoder)
         let components = try settings.method.components(weights: pretrained.weights, seed: settings.seed)
         if let initialPrompt = settings.initialPrompt {
             guard case .ptv2 = settings.method, let prompt = components.first as? PromptTuning else {

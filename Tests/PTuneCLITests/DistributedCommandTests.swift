@@ -94,6 +94,34 @@ final class DistributedCommandTests: XCTestCase {
         XCTAssert(result.standardError.contains("the global batch of 1 cannot be shared by 2 ranks"), result.standardError)
     }
 
+    /// Two ranks started with different commands (mpirun's `A : B` form).
+    private func runTwoRanks(_ first: [String], _ second: [String]) throws -> (status: Int32, standardError: String) {
+        let ptune = productsFolder.appendingPathComponent("ptune").path
+        let result = try runProcess(try mpirun(), ["-np", "1", "--bind-to", "none", ptune] + first + [":", "-np", "1", ptune] + second,
+                                    environment: ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"])
+        return (result.status, result.standardError)
+    }
+
+    func testATaskThatFailsToLoadOnOneRankIsReportedByRankZero() throws {
+        let folder = try temporaryFolder(self)
+        let task = try makeTask(in: folder)
+        let common = ["train", "--model", try pretrainedModelFolder(), "--method", "ptv2", "--out", folder + "/run"]
+        let missing = folder + "/elsewhere/task.json"
+        let result = try runTwoRanks(common + ["--task", task], common + ["--task", missing])
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssert(result.standardError.contains("[rank 0/2] rank 1: \(missing)"), result.standardError)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/run"), "nothing written")
+    }
+
+    func testRanksStartedWithDifferentSettingsStopWithAClearError() throws {
+        let folder = try temporaryFolder(self)
+        let task = try makeTask(in: folder)
+        let common = ["train", "--model", try pretrainedModelFolder(), "--task", task, "--method", "ptv2", "--out", folder + "/run"]
+        let result = try runTwoRanks(common + ["--lr", "0.01"], common + ["--lr", "0.02"])
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssert(result.standardError.contains("[rank 0/2] the ranks were started with different settings"), result.standardError)
+    }
+
     /// A second, tagging task, so the pipeline's groups each get one.
     private func makeTaggingTask(in folder: String) throws -> String {
         let names = ["alice", "bob", "carol"], cities = ["paris", "rome", "oslo"]
