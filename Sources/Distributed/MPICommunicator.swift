@@ -133,10 +133,10 @@ private final class MPIPendingReduction: PendingReduction {
 private final class MPICounter: SharedCounter {
     private let owner: MPICommunicator
     private var window = ptune_mpi_win_null()
-    private var memory: UnsafeMutableRawPointer?
 
     init(owner: MPICommunicator, communicator: MPI_Comm) {
         self.owner = owner
+        var memory: UnsafeMutableRawPointer?
         let bytes = owner.rank == 0 ? MemoryLayout<Int64>.size : 0
         owner.check(MPI_Win_allocate(MPI_Aint(bytes), Int32(MemoryLayout<Int64>.size), ptune_mpi_info_null(), communicator,
                                      &memory, &window), "MPI_Win_allocate")

@@ -93,7 +93,7 @@ public func attentionBackward(
             }
             let qh = q + b * T * C + h * hs, kh = k + b * S * C + h * hs, vh = v + b * S * C + h * hs
             let doh = dout + b * T * C + h * hs
-            // dweights (T, S) = dout_h (T, hs) · v_hᵀ
+            // dscores (T, S) first holds the gradient of the (dropped) weights: dout_h (T, hs) · v_hᵀ
             gemm(transA: false, transB: true, m: T, n: S, k: hs,
                  a: doh, lda: C, b: vh, ldb: C, beta: 0, c: dscores, ldc: S)
             // dv_h (S, hs) += weightsᵀ · dout_h

@@ -39,19 +39,15 @@ public func layerNormBackward(
             dx[c] += (weight[c] * dy[c] - dnormMean - norm * dnormNormMean) * s
         }
     } }
-    guard let dweight, let dbias else {
-        precondition(dweight == nil && dbias == nil, "LayerNorm's weight and bias train together")
-        return
-    }
+    guard dweight != nil || dbias != nil else { return }
     // Parameter gradients sum over rows: split by channel so threads never share an element.
+    // The optionals are unwrapped outside the channel loops so those vectorize.
     parallelFor(channels, minimumChunk: 32) { range in
         for r in 0..<rows {
             let x = inp + r * channels, dy = dout + r * channels
             let m = mean[r], s = rstd[r]
-            for c in range {
-                dweight[c] += (x[c] - m) * s * dy[c]
-                dbias[c] += dy[c]
-            }
+            if let dweight { for c in range { dweight[c] += (x[c] - m) * s * dy[c] } }
+            if let dbias { for c in range { dbias[c] += dy[c] } }
         }
     }
 }

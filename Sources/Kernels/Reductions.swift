@@ -21,48 +21,38 @@ func store(_ value: Lanes, _ pointer: UnsafeMutablePointer<Float>, _ index: Int)
     UnsafeMutableRawPointer(pointer + index).storeBytes(of: value, as: Lanes.self)
 }
 
-/// Σ x[i] · y[i] over i < count.
+/// Σ term(i) over i < count: `add(&accumulator, i)` adds terms i..<i+8 into an accumulator
+/// (fused multiply-adds where the term is a product), `single(i)` gives term i alone (the tail).
 @inline(__always)
-public func dotProduct(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, count: Int) -> Float {
+private func laneSum(count: Int, _ add: (inout Lanes, Int) -> Void, _ single: (Int) -> Float) -> Float {
     var a = Lanes(), b = Lanes(), i = 0
     while i + 16 <= count {
-        a.addProduct(load(x, i), load(y, i))
-        b.addProduct(load(x, i + 8), load(y, i + 8))
+        add(&a, i)
+        add(&b, i + 8)
         i += 16
     }
     var total = (a + b).sum()
-    while i < count { total += x[i] * y[i]; i += 1 }
+    while i < count { total += single(i); i += 1 }
     return total
+}
+
+/// Σ x[i] · y[i] over i < count.
+@inline(__always)
+public func dotProduct(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, count: Int) -> Float {
+    laneSum(count: count, { $0.addProduct(load(x, $1), load(y, $1)) }, { x[$0] * y[$0] })
 }
 
 /// Σ x[i] over i < count.
 @inline(__always)
 public func sum(_ x: UnsafePointer<Float>, count: Int) -> Float {
-    var a = Lanes(), b = Lanes(), i = 0
-    while i + 16 <= count {
-        a += load(x, i)
-        b += load(x, i + 8)
-        i += 16
-    }
-    var total = (a + b).sum()
-    while i < count { total += x[i]; i += 1 }
-    return total
+    laneSum(count: count, { $0 += load(x, $1) }, { x[$0] })
 }
 
 /// Σ (x[i] − center)² over i < count.
 @inline(__always)
 public func sumOfSquaredDeviations(_ x: UnsafePointer<Float>, from center: Float, count: Int) -> Float {
-    var a = Lanes(), b = Lanes(), i = 0
     let c = Lanes(repeating: center)
-    while i + 16 <= count {
-        let d = load(x, i) - c, e = load(x, i + 8) - c
-        a.addProduct(d, d)
-        b.addProduct(e, e)
-        i += 16
-    }
-    var total = (a + b).sum()
-    while i < count { let d = x[i] - center; total += d * d; i += 1 }
-    return total
+    return laneSum(count: count, { let d = load(x, $1) - c; $0.addProduct(d, d) }, { let d = x[$0] - center; return d * d })
 }
 
 /// The largest x[i] among i < count with mask[i] ≠ 0; −∞ when every entry is masked.
