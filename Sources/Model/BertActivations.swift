@@ -28,8 +28,9 @@ final class LayerActivations {
     let outputResidual: Tensor        // (B, T, C) input of the output LayerNorm
     let outputMean, outputRstd: Tensor        // (B, T)
     let output: Tensor                // (B, T, C) the layer's output
+    let firstPositions: Tensor        // (B, C) position 0 of the input, when the layer computes only that position
 
-    init(rows: Int, keyRows: Int, withPrompts: Bool, probabilities: Int, channels c: Int, intermediate f: Int) {
+    init(sequences: Int, rows: Int, keyRows: Int, withPrompts: Bool, probabilities: Int, channels c: Int, intermediate f: Int) {
         q = Tensor(shape: [rows, c]); k = Tensor(shape: [rows, c]); v = Tensor(shape: [rows, c])
         keys = Tensor(shape: [withPrompts ? keyRows : 0, c]); values = Tensor(shape: [withPrompts ? keyRows : 0, c])
         probs = Tensor(shape: [probabilities])
@@ -41,6 +42,7 @@ final class LayerActivations {
         outputResidual = Tensor(shape: [rows, c])
         outputMean = Tensor(shape: [rows]); outputRstd = Tensor(shape: [rows])
         output = Tensor(shape: [rows, c])
+        firstPositions = Tensor(shape: [sequences, c])
     }
 }
 
@@ -84,7 +86,7 @@ final class BertActivations {
         tokenTypeIds = Array(repeating: 0, count: rows)
         keyMask = Array(repeating: 0, count: shape.keyRows)
         let make = { (sequences: Int) in
-            LayerActivations(rows: sequences * shape.length, keyRows: sequences * shape.keys, withPrompts: withPrompts,
+            LayerActivations(sequences: sequences, rows: sequences * shape.length, keyRows: sequences * shape.keys, withPrompts: withPrompts,
                              probabilities: sequences * config.heads * shape.length * shape.keys,
                              channels: c, intermediate: config.intermediateSize)
         }
@@ -122,6 +124,7 @@ final class BertGradientBuffers {
     let activated, intermediate: Tensor   // (B, T, F)
     let attentionScratch: Tensor          // 2 · T · S per thread
     let classifierTokens, pooled: Tensor  // (B, C)
+    let firstPositions: Tensor            // (B, C) gradient of a layer input's position 0, when only it had a query
 
     init(config: BertConfig, shape: PassShape) {
         capacity = shape
@@ -134,5 +137,6 @@ final class BertGradientBuffers {
         activated = Tensor(shape: [rows, f]); intermediate = Tensor(shape: [rows, f])
         attentionScratch = Tensor(shape: [AttentionShape.scratchCount(queries: shape.length, keys: shape.keys)])
         classifierTokens = Tensor(shape: [shape.batch, c]); pooled = Tensor(shape: [shape.batch, c])
+        firstPositions = Tensor(shape: [shape.batch, c])
     }
 }

@@ -10,8 +10,9 @@ public final class BertEncoder {
     public var config: BertConfig { weights.config }
     private var activations: BertActivations?
     private var gradients: BertGradientBuffers?
-    /// The last forward pass, which backward differentiates.
-    private var pass: (shape: PassShape, prompts: Prompts, masks: SequenceDropout?, keptFrom: Int)?
+    /// The last forward pass, which backward differentiates; `topPositions` is how many positions
+    /// of each sequence the top layer computed (T, or 1 when only position 0 was asked for).
+    private var pass: (shape: PassShape, prompts: Prompts, masks: SequenceDropout?, keptFrom: Int, topPositions: Int)?
 
     /// Tokens per chunk through the layers whose activations are not kept (see `BertActivations`):
     /// smaller saves memory, larger keeps the matrix products large. Read when buffers are planned.
@@ -26,10 +27,12 @@ public final class BertEncoder {
     /// Runs the encoder over `batch`. With a `dropoutSeed` it trains: dropout as the
     /// config sets it, drawn from that seed and each sequence's key; without one it evaluates.
     /// Without `forBackward`, no activations are kept for a backward pass (prediction needs
-    /// one layer's buffers, not all). The returned view is valid until the next call.
+    /// one layer's buffers, not all). With `positions: .first` the last hidden state holds
+    /// position 0 of each sequence only, (B, 1, C), which is all the pooler reads. The returned
+    /// view is valid until the next call.
     @discardableResult
     public func forward(_ batch: TokenBatch, prompts: Prompts = .none, dropoutSeed: UInt64? = nil,
-                        forBackward: Bool = true) -> EncoderOutput {
+                        forBackward: Bool = true, positions: OutputPositions = .all) -> EncoderOutput {
         let C = config.hiddenSize
         let (inputP, kvP) = (prompts.inputLength, prompts.keyValueLength)
         let shape = PassShape(batch: batch.batch, length: batch.length + inputP, keys: batch.length + inputP + kvP)
@@ -39,7 +42,9 @@ public final class BertEncoder {
                      "\(positionStart + T) positions exceed the model's \(config.maxPositions)")
         let keptFrom = forBackward ? min(max(lowestLayerNeedingGradient(prompts), 0), config.layers) : config.layers
         let acts = plan(shape, withDropout: dropoutSeed != nil, withPrompts: kvP > 0, keptFrom: keptFrom)
-        pass = (shape, prompts, dropoutSeed.map { SequenceDropout(rate: 0, seed: $0, keys: batch.sequenceKeys) }, keptFrom)
+        let topPositions = positions == .first ? 1 : T
+        pass = (shape, prompts, dropoutSeed.map { SequenceDropout(rate: 0, seed: $0, keys: batch.sequenceKeys) }, keptFrom,
+                topPositions)
         let rows = B * T
 
         // Ids (B, T) of every position, prompt positions first, and the key mask (B, S).
@@ -86,39 +91,53 @@ public final class BertEncoder {
                 var input = UnsafePointer(acts.embedded.data + first * T * C)
                 for index in 0..<acts.keptFrom {
                     layerForward(index, weights.layers[index], acts.layers[index], input: input, shape: chunk,
-                                 keyMask: acts.keyMask, firstSequence: first, scratch: acts.attentionScratch)
+                                 positions: computedPositions(index), keyMask: acts.keyMask, firstSequence: first,
+                                 scratch: acts.attentionScratch)
                     input = UnsafePointer(acts.layers[index].output.data)
                 }
-                (acts.frozenOutput.data + first * T * C).update(from: input, count: chunk.rows * C)
+                let positions = computedPositions(acts.keptFrom - 1)
+                (acts.frozenOutput.data + first * positions * C).update(from: input, count: chunk.batch * positions * C)
             }
         }
         for index in acts.keptFrom..<config.layers {
             layerForward(index, weights.layers[index], acts.layers[index], input: acts.layerInput(index), shape: shape,
-                         keyMask: acts.keyMask, firstSequence: 0, scratch: acts.attentionScratch)
+                         positions: computedPositions(index), keyMask: acts.keyMask, firstSequence: 0,
+                         scratch: acts.attentionScratch)
         }
         let input = acts.layerInput(config.layers)
 
         // Pooler: tanh(dense(hidden state at position 0)).
-        for b in 0..<B { (acts.classifierTokens.data + b * C).update(from: input + b * T * C, count: C) }
+        for b in 0..<B { (acts.classifierTokens.data + b * C).update(from: input + b * topPositions * C, count: C) }
         weights.pooler.forward(out: acts.pooled.data, inp: acts.classifierTokens.data, rows: B, masks: maskSource(1))
         tanhForward(out: acts.pooled.data, inp: acts.pooled.data, count: B * C)
-        return EncoderOutput(batch: B, length: T, channels: C, promptPositions: inputP,
+        return EncoderOutput(batch: B, length: topPositions, channels: C, promptPositions: min(inputP, topPositions),
                              lastHiddenState: input, pooled: acts.pooled.data, buffers: acts)
     }
 
+    /// Positions of each sequence whose outputs layer `index` computes in the current pass:
+    /// all T, except at the top when only position 0 is asked for.
+    private func computedPositions(_ index: Int) -> Int {
+        guard let pass else { preconditionFailure("no pass") }
+        return index == config.layers - 1 ? pass.topPositions : pass.shape.length
+    }
+
     /// One layer over `shape.batch` sequences, the batch's from `firstSequence` on (their key
-    /// mask rows; their dropout masks are the pass's).
+    /// mask rows; their dropout masks are the pass's). Keys and values cover every position;
+    /// queries and everything after them only the first `positions` (T, or 1: position 0), since
+    /// nothing reads the others. Every dropout mask of a computed position is the one it has
+    /// when all positions are computed.
     private func layerForward(_ index: Int, _ w: BertLayerWeights, _ a: LayerActivations, input: UnsafePointer<Float>,
-                              shape: PassShape, keyMask: [Float], firstSequence: Int, scratch: Tensor) {
+                              shape: PassShape, positions: Int, keyMask: [Float], firstSequence: Int, scratch: Tensor) {
         let (B, T, S) = (shape.batch, shape.length, shape.keys)
-        let (C, F, rows) = (config.hiddenSize, config.intermediateSize, B * T)
+        let (C, F, rows, queryRows) = (config.hiddenSize, config.intermediateSize, B * T, B * positions)
         let site = UInt64(index + 1) * 16
-        // Self-attention: q, k, v (B, T, C); keys and values (B, S, C) with any prompts in front.
-        w.query.forward(out: a.q.data, inp: input, rows: rows, masks: maskSource(site + 3))
+        let queryInput = positions == T ? input : firstPositions(of: input, shape: shape, into: a.firstPositions)
+        // Self-attention: q (B, positions, C), k, v (B, T, C); keys and values (B, S, C) with any prompts in front.
+        w.query.forward(out: a.q.data, inp: queryInput, rows: queryRows, masks: maskSource(site + 3))
         w.key.forward(out: a.k.data, inp: input, rows: rows, masks: maskSource(site + 4))
         w.value.forward(out: a.v.data, inp: input, rows: rows, masks: maskSource(site + 5))
         let (keys, values) = attendedKeysAndValues(index, a, shape: shape)
-        let attention = AttentionShape(batch: B, queries: T, keys: S, channels: C, heads: config.heads)
+        let attention = AttentionShape(batch: B, queries: positions, keys: S, channels: C, heads: config.heads)
         let attentionDropout = dropout(config.attentionDropout, site: site)
         keyMask.withUnsafeBufferPointer { mask in
             attentionForward(out: a.context.data, probs: a.probs.data, q: a.q.data, k: keys, v: values,
@@ -126,24 +145,31 @@ public final class BertEncoder {
                              scratch: attentionDropout == nil ? nil : scratch.data)
         }
         // Output projection, dropout, residual, LayerNorm.
-        w.attentionOutput.forward(out: a.attentionResidual.data, inp: a.context.data, rows: rows,
+        w.attentionOutput.forward(out: a.attentionResidual.data, inp: a.context.data, rows: queryRows,
                                   masks: maskSource(site + 6))
         dropout(config.hiddenDropout, site: site + 1)?.forward(out: a.attentionResidual.data, inp: a.attentionResidual.data,
-                                                                elementsPerSequence: T * C)
-        accumulate(into: a.attentionResidual.data, input, count: rows * C)
+                                                                elementsPerSequence: positions * C)
+        accumulate(into: a.attentionResidual.data, queryInput, count: queryRows * C)
         w.attentionNorm.forward(out: a.attentionNormed.data, mean: a.attentionMean.data, rstd: a.attentionRstd.data,
-                                inp: a.attentionResidual.data, rows: rows)
-        // Feed-forward: (B, T, C) → GELU (B, T, F) → (B, T, C), dropout, residual, LayerNorm.
-        w.intermediate.forward(out: a.intermediate.data, inp: a.attentionNormed.data, rows: rows,
+                                inp: a.attentionResidual.data, rows: queryRows)
+        // Feed-forward: (B, positions, C) → GELU (·, F) → (·, C), dropout, residual, LayerNorm.
+        w.intermediate.forward(out: a.intermediate.data, inp: a.attentionNormed.data, rows: queryRows,
                                masks: maskSource(site + 7))
-        geluForward(out: a.activated.data, inp: a.intermediate.data, count: rows * F)
-        w.output.forward(out: a.outputResidual.data, inp: a.activated.data, rows: rows,
+        geluForward(out: a.activated.data, inp: a.intermediate.data, count: queryRows * F)
+        w.output.forward(out: a.outputResidual.data, inp: a.activated.data, rows: queryRows,
                          masks: maskSource(site + 8))
         dropout(config.hiddenDropout, site: site + 2)?.forward(out: a.outputResidual.data, inp: a.outputResidual.data,
-                                                                elementsPerSequence: T * C)
-        accumulate(into: a.outputResidual.data, a.attentionNormed.data, count: rows * C)
+                                                                elementsPerSequence: positions * C)
+        accumulate(into: a.outputResidual.data, a.attentionNormed.data, count: queryRows * C)
         w.outputNorm.forward(out: a.output.data, mean: a.outputMean.data, rstd: a.outputRstd.data,
-                             inp: a.outputResidual.data, rows: rows)
+                             inp: a.outputResidual.data, rows: queryRows)
+    }
+
+    /// Copies position 0 of each of the `shape.batch` sequences of `input` (B, T, C) into `buffer` (B, C).
+    private func firstPositions(of input: UnsafePointer<Float>, shape: PassShape, into buffer: Tensor) -> UnsafePointer<Float> {
+        let C = config.hiddenSize
+        for b in 0..<shape.batch { (buffer.data + b * C).update(from: input + b * shape.length * C, count: C) }
+        return UnsafePointer(buffer.data)
     }
 
     /// The keys and values layer `index` attends over: the tokens' own k and v, or,
@@ -176,8 +202,8 @@ public final class BertEncoder {
                          layerFinished: (Int) -> Void = { _ in }) {
         guard let pass, let acts = activations else { preconditionFailure("backward before forward") }
         let (shape, prompts) = (pass.shape, pass.prompts)
-        let (B, T, C) = (shape.batch, shape.length, config.hiddenSize)
-        let rows = B * T
+        let (B, C) = (shape.batch, config.hiddenSize)
+        let outputRows = B * pass.topPositions
         if !(gradients.map { $0.capacity.holds(shape) } ?? false) {
             gradients = BertGradientBuffers(config: config, shape: acts.capacity)
         }
@@ -188,7 +214,7 @@ public final class BertEncoder {
 
         // Gradient of the last layer's output: the given one plus the pooler's share at position 0.
         let dHidden = g.hidden.data
-        if let dLastHiddenState { dHidden.update(from: dLastHiddenState, count: rows * C) } else { g.hidden.zero() }
+        if let dLastHiddenState { dHidden.update(from: dLastHiddenState, count: outputRows * C) } else { g.hidden.zero() }
         if let dPooled {
             g.pooled.data.update(from: dPooled, count: B * C)
             // Through tanh, in place: dpre = dpooled · (1 − pooled²).
@@ -196,14 +222,15 @@ public final class BertEncoder {
             g.classifierTokens.zero()
             weights.pooler.backward(dinp: g.classifierTokens.data, dout: g.pooled.data, inp: acts.classifierTokens.data,
                                     rows: B, masks: maskSource(1))
-            for b in 0..<B { accumulate(into: dHidden + b * T * C, g.classifierTokens.data + b * C, count: C) }
+            for b in 0..<B { accumulate(into: dHidden + b * pass.topPositions * C, g.classifierTokens.data + b * C, count: C) }
         }
         layerFinished(config.layers)
 
         var dOutput = g.hidden, dInput = g.hiddenBelow
         for index in stride(from: config.layers - 1, through: max(lowest, 0), by: -1) {
             layerBackward(index, weights.layers[index], acts.layers[index], g, dOutput: dOutput.data,
-                          dInput: index > lowest ? dInput.data : nil, input: acts.layerInput(index), shape: shape)
+                          dInput: index > lowest ? dInput.data : nil, input: acts.layerInput(index), shape: shape,
+                          positions: computedPositions(index))
             layerFinished(index)
             swap(&dOutput, &dInput)
         }
@@ -225,11 +252,12 @@ public final class BertEncoder {
     private func layerBackward(
         _ index: Int, _ w: BertLayerWeights, _ a: LayerActivations, _ g: BertGradientBuffers,
         dOutput: UnsafeMutablePointer<Float>, dInput: UnsafeMutablePointer<Float>?, input: UnsafePointer<Float>,
-        shape: PassShape
+        shape: PassShape, positions: Int
     ) {
         let (B, T, S) = (shape.batch, shape.length, shape.keys)
-        let (C, F, rows) = (config.hiddenSize, config.intermediateSize, B * T)
+        let (C, F, rows, queryRows) = (config.hiddenSize, config.intermediateSize, B * T, B * positions)
         let site = UInt64(index + 1) * 16
+        let queryInput = positions == T ? input : UnsafePointer(a.firstPositions.data)
         let prompt = pass?.prompts.keyValues
         // Below the feed-forward block, gradient is needed only if the attention block, a prompt
         // or a lower layer wants it.
@@ -238,32 +266,34 @@ public final class BertEncoder {
         // Output LayerNorm → residual branch and dropout → FF out → GELU → FF in.
         g.residual.zero()
         w.outputNorm.backward(dinp: g.residual.data, dout: dOutput, inp: a.outputResidual.data,
-                              mean: a.outputMean.data, rstd: a.outputRstd.data, rows: rows)
+                              mean: a.outputMean.data, rstd: a.outputRstd.data, rows: queryRows)
         g.normed.copy(from: g.residual)   // the residual path to the attention block's output
-        let dBranch = throughDropout(g.residual.data, into: g.branch, shape: shape,
+        let dBranch = throughDropout(g.residual.data, into: g.branch, sequences: B, positions: positions,
                                      dropout(config.hiddenDropout, site: site + 2))
         g.activated.zero()
-        w.output.backward(dinp: g.activated.data, dout: dBranch, inp: a.activated.data, rows: rows,
+        w.output.backward(dinp: g.activated.data, dout: dBranch, inp: a.activated.data, rows: queryRows,
                           masks: maskSource(site + 8))
         g.intermediate.zero()
-        geluBackward(dinp: g.intermediate.data, dout: g.activated.data, inp: a.intermediate.data, count: rows * F)
+        geluBackward(dinp: g.intermediate.data, dout: g.activated.data, inp: a.intermediate.data, count: queryRows * F)
         w.intermediate.backward(dinp: attentionNeeded ? g.normed.data : nil, dout: g.intermediate.data,
-                                inp: a.attentionNormed.data, rows: rows, masks: maskSource(site + 7))
+                                inp: a.attentionNormed.data, rows: queryRows, masks: maskSource(site + 7))
         guard attentionNeeded else { return }
 
         // Attention LayerNorm → residual (to the layer input) and dropout → output projection.
         g.residual.zero()
         w.attentionNorm.backward(dinp: g.residual.data, dout: g.normed.data, inp: a.attentionResidual.data,
-                                 mean: a.attentionMean.data, rstd: a.attentionRstd.data, rows: rows)
-        if let dInput { dInput.update(from: g.residual.data, count: rows * C) }
-        let dAttentionOut = throughDropout(g.residual.data, into: g.branch, shape: shape,
+                                 mean: a.attentionMean.data, rstd: a.attentionRstd.data, rows: queryRows)
+        // The gradient of q's input (the computed positions of the layer input) starts as the residual path's.
+        let dQueryInput = dInput.map { positions == T ? $0 : g.firstPositions.data }
+        dQueryInput?.update(from: g.residual.data, count: queryRows * C)
+        let dAttentionOut = throughDropout(g.residual.data, into: g.branch, sequences: B, positions: positions,
                                            dropout(config.hiddenDropout, site: site + 1))
         g.context.zero()
-        w.attentionOutput.backward(dinp: g.context.data, dout: dAttentionOut, inp: a.context.data, rows: rows,
+        w.attentionOutput.backward(dinp: g.context.data, dout: dAttentionOut, inp: a.context.data, rows: queryRows,
                                    masks: maskSource(site + 6))
 
         // Attention → q and the attended keys and values; prompt rows go to the prompt's gradient.
-        let attention = AttentionShape(batch: B, queries: T, keys: S, channels: C, heads: config.heads)
+        let attention = AttentionShape(batch: B, queries: positions, keys: S, channels: C, heads: config.heads)
         let attentionDropout = dropout(config.attentionDropout, site: site)
         let dKeys = prompt == nil ? g.k : g.keys, dValues = prompt == nil ? g.v : g.values
         g.q.zero(); dKeys.zero(); dValues.zero()
@@ -283,7 +313,12 @@ public final class BertEncoder {
                 }
             }
         }
-        w.query.backward(dinp: dInput, dout: g.q.data, inp: input, rows: rows, masks: maskSource(site + 3))
+        w.query.backward(dinp: dQueryInput, dout: g.q.data, inp: queryInput, rows: queryRows, masks: maskSource(site + 3))
+        if let dInput, positions != T {
+            // Only position 0 of each sequence had a query and a residual path.
+            dInput.update(repeating: 0, count: rows * C)
+            for b in 0..<B { (dInput + b * T * C).update(from: g.firstPositions.data + b * C, count: C) }
+        }
         w.key.backward(dinp: dInput, dout: g.k.data, inp: input, rows: rows, masks: maskSource(site + 4))
         w.value.backward(dinp: dInput, dout: g.v.data, inp: input, rows: rows, masks: maskSource(site + 5))
     }
@@ -292,7 +327,7 @@ public final class BertEncoder {
                                     _ g: BertGradientBuffers, shape: PassShape) {
         let (B, T, C) = (shape.batch, shape.length, config.hiddenSize)
         let rows = B * T
-        let dNormed = throughDropout(dEmbedded, into: g.branch, shape: shape, dropout(config.hiddenDropout, site: 0))
+        let dNormed = throughDropout(dEmbedded, into: g.branch, sequences: B, positions: T, dropout(config.hiddenDropout, site: 0))
         g.residual.zero()
         weights.embeddingNorm.backward(dinp: g.residual.data, dout: dNormed, inp: acts.embeddingSum.data,
                                        mean: acts.embeddingMean.data, rstd: acts.embeddingRstd.data, rows: rows)
@@ -352,15 +387,24 @@ public final class BertEncoder {
         pass?.masks?.site(site).rate(rate)
     }
 
-    /// The gradient before a dropout over (B, T, C): `gradient` itself without one, else masked
-    /// and scaled into `scratch`.
-    private func throughDropout(_ gradient: UnsafeMutablePointer<Float>, into scratch: Tensor, shape: PassShape,
+    /// The gradient before a dropout over (B, positions, C): `gradient` itself without one, else
+    /// masked and scaled into `scratch`.
+    private func throughDropout(_ gradient: UnsafeMutablePointer<Float>, into scratch: Tensor, sequences: Int, positions: Int,
                                 _ dropout: SequenceDropout?) -> UnsafeMutablePointer<Float> {
         guard let dropout else { return gradient }
-        scratch.zero()
-        dropout.backward(dinp: scratch.data, dout: gradient, elementsPerSequence: shape.length * config.hiddenSize)
+        scratch.data.update(repeating: 0, count: sequences * positions * config.hiddenSize)
+        dropout.backward(dinp: scratch.data, dout: gradient, elementsPerSequence: positions * config.hiddenSize)
         return scratch.data
     }
+}
+
+/// Which positions' last hidden states a forward pass computes.
+public enum OutputPositions: Sendable {
+    /// Every position: the last hidden state is (B, T, C).
+    case all
+    /// Position 0 of each sequence, all the pooler reads: the top layer computes keys and values
+    /// for every position but queries, feed-forward and output for position 0 only, (B, 1, C).
+    case first
 }
 
 /// A view of the encoder's outputs for one batch, valid until the encoder's next call
@@ -388,7 +432,8 @@ public struct EncoderOutput {
 
     /// Hidden state of sequence `b` at position `t`, as an array of C floats.
     public func hidden(_ b: Int, _ t: Int) -> [Float] {
-        Array(UnsafeBufferPointer(start: lastHiddenState + (b * length + t) * channels, count: channels))
+        precondition(b < batch && t < length, "position (\(b), \(t)) outside the output's (\(batch), \(length))")
+        return Array(UnsafeBufferPointer(start: lastHiddenState + (b * length + t) * channels, count: channels))
     }
 
     /// Pooled output of sequence `b`, as an array of C floats.

@@ -32,7 +32,7 @@ struct Encode: ParsableCommand {
         for chunk in stride(from: 0, to: order.count, by: inference.batchSize) {
             let members = Array(order[chunk..<min(chunk + inference.batchSize, order.count)])
             let batch = TokenBatch(encodings: members.map { encodings[$0] }, paddingId: pretrained.tokenizer.paddingId)
-            let output = encoder.forward(batch, forBackward: false)
+            let output = encoder.forward(batch, forBackward: false, positions: .first)   // [CLS] and pooler only
             tokens += batch.tokenCount
             for (b, index) in members.enumerated() {
                 lines[index] = "{\"pooler_output\":\(jsonArray(output.pooledOutput(b))),\"cls\":\(jsonArray(output.hidden(b, 0)))}"

@@ -46,7 +46,9 @@ public final class TunedModel {
     public func forward(_ batch: TokenBatch, dropoutSeed: UInt64? = nil, forBackward: Bool = true) -> Tensor {
         var prompts = Prompts.none
         for component in components { component.addPrompts(to: &prompts, dropoutSeed: dropoutSeed) }
-        let output = encoder.forward(batch, prompts: prompts, dropoutSeed: dropoutSeed, forBackward: forBackward)
+        // A classification head reads only the pooled position 0, so the top layer computes no other.
+        let output = encoder.forward(batch, prompts: prompts, dropoutSeed: dropoutSeed, forBackward: forBackward,
+                                     positions: head.kind == .classification ? .first : .all)
         self.output = output
         return head.forward(output, masks: dropoutSeed.map { SequenceDropout(rate: 0, seed: $0, keys: batch.sequenceKeys) })
     }

@@ -107,6 +107,66 @@ final class EncoderGradientTests: XCTestCase {
         }
     }
 
+    /// `.first` (what a classification head asks for) computes only position 0 at the top layer:
+    /// the same pooled output, position-0 hidden state and gradients as computing every position,
+    /// with dropout on, for full fine-tuning (gradient below the top layer), deep prompts with
+    /// LoRA, a trainable top layer alone, and prediction (the top layer among the chunked ones).
+    func testComputingOnlyPositionZeroAtTheTopGivesTheSameResults() {
+        var random = SeededRandom(seed: 12)
+        let dPooled = random.tensor([batch.batch, config.hiddenSize])
+        let setups: [(String, (BertWeights) -> Prompts)] = [
+            ("full", { weights in
+                for parameter in weights.parameters.all { parameter.setTrainable(true) }
+                return .none
+            }),
+            ("deep prompt and LoRA", { weights in
+                var random = SeededRandom(seed: 13)
+                for (index, linear) in [weights.layers[1].query, weights.layers[1].value].enumerated() {
+                    let a = Parameter("a\(index)", random.tensor([2, linear.inFeatures]))
+                    let b = Parameter("b\(index)", random.tensor([linear.outFeatures, 2]))
+                    a.setTrainable(true); b.setTrainable(true)
+                    linear.lowRank = LowRankUpdate(a: a, b: b, scale: 2, dropoutRate: 0.2)
+                }
+                let prompt = Parameter("prompt", random.tensor([3, 2 * 2 * 8]))
+                prompt.setTrainable(true)
+                return Prompts(keyValues: prompt)
+            }),
+            ("top layer", { weights in
+                for parameter in weights.parameters.all where parameter.name.hasPrefix("encoder.layer.1.") {
+                    parameter.setTrainable(true)
+                }
+                return .none
+            }),
+        ]
+        for (name, setup) in setups {
+            let weights = randomWeights(seed: 9)
+            let prompts = setup(weights)
+            let trainable = weights.parameters.trainable + [prompts.keyValues].compactMap { $0 }
+                + weights.layers.compactMap(\.query.lowRank).flatMap { [$0.a, $0.b] }
+                + weights.layers.compactMap(\.value.lowRank).flatMap { [$0.a, $0.b] }
+            var results: [[[Float]]] = []
+            for positions in [OutputPositions.all, .first] {
+                let encoder = BertEncoder(weights: weights)
+                let predicted = encoder.forward(batch, prompts: prompts, forBackward: false, positions: positions)
+                var result = [(0..<batch.batch).flatMap { predicted.pooledOutput($0) + predicted.hidden($0, 0) }]
+                let output = encoder.forward(batch, prompts: prompts, dropoutSeed: 4, positions: positions)
+                XCTAssertEqual(output.length, positions == .all ? batch.length : 1, name)
+                result.append((0..<batch.batch).flatMap { output.pooledOutput($0) + output.hidden($0, 0) })
+                for parameter in trainable { parameter.gradient?.zero() }
+                encoder.backward(dLastHiddenState: nil, dPooled: dPooled.data)
+                result.append(trainable.flatMap { $0.gradient!.array })
+                results.append(result)
+            }
+            for (index, what) in ["prediction", "training output", "gradients"].enumerated() {
+                XCTAssertEqual(results[0][index].count, results[1][index].count, "\(name): \(what)")
+                XCTAssertTrue(results[0][index].contains { $0 != 0 }, "\(name): \(what)")
+                for (x, y) in zip(results[0][index], results[1][index]) {
+                    XCTAssertEqual(x, y, accuracy: 1e-5 * max(1, abs(x)), "\(name): \(what)")
+                }
+            }
+        }
+    }
+
     func testMergedLowRankUpdateGivesTheSameOutputs() {
         let weights = randomWeights(seed: 7)
         var random = SeededRandom(seed: 8)
