@@ -55,6 +55,24 @@ public func sumOfSquaredDeviations(_ x: UnsafePointer<Float>, from center: Float
     return laneSum(count: count, { let d = load(x, $1) - c; $0.addProduct(d, d) }, { let d = x[$0] - center; return d * d })
 }
 
+/// Σ x[i]² over i < count, split over the threads: blocks of 8-lane float sums added in
+/// double precision, so millions of terms (a model's gradient) lose nothing to rounding.
+public func squaredNorm(_ x: UnsafePointer<Float>, count: Int) -> Double {
+    let block = 1 << 12
+    var partials = [Double](repeating: 0, count: Parallelism.threads)
+    partials.withUnsafeMutableBufferPointer { partials in
+        parallelChunks((count + block - 1) / block, minimumChunk: 16) { chunk, blocks in
+            var total: Double = 0
+            for index in blocks {
+                let start = index * block
+                total += Double(dotProduct(x + start, x + start, count: min(block, count - start)))
+            }
+            partials[chunk] = total
+        }
+    }
+    return partials.reduce(0, +)
+}
+
 /// The largest x[i] among i < count with mask[i] ≠ 0; −∞ when every entry is masked.
 @inline(__always)
 public func maskedMaximum(_ x: UnsafePointer<Float>, mask: UnsafePointer<Float>, count: Int) -> Float {

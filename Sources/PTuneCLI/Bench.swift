@@ -34,8 +34,7 @@ struct Bench: ParsableCommand {
             tuned.forward(tokens, dropoutSeed: UInt64(index))
             _ = tuned.loss(labels: labels)
             tuned.backward(labels: labels)
-            clipGradientNorm(tuned.trainable, maxNorm: 1)
-            optimizer.update(lr: 1e-3)
+            optimizer.update(lr: 1e-3, gradientScale: gradientClipping(tuned.trainable, maxNorm: 1).factor)
         }
         step(0); step(1)
         WorkCounter.reset()

@@ -35,21 +35,25 @@ public final class AdamW {
         !(name.contains("bias") || name.contains("LayerNorm") || name.hasPrefix("prompt_encoder.embedding"))
     }
 
-    /// One update with learning rate `lr` from the current gradients of `only` (default: every parameter).
-    public func update(lr: Float, only subset: [Parameter]? = nil) {
+    /// One update with learning rate `lr` from the current gradients of `only` (default: every
+    /// parameter), each multiplied by `gradientScale` as it is read (gradient clipping's factor,
+    /// applied here rather than in a pass of its own over the gradients).
+    public func update(lr: Float, gradientScale: Float = 1, only subset: [Parameter]? = nil) {
         for parameter in subset ?? parameters {
             guard let index = indices[ObjectIdentifier(parameter)], let gradient = parameter.gradient else { continue }
             steps[index] += 1
             let correction1 = 1 - powf(beta1, Float(steps[index])), correction2 = 1 - powf(beta2, Float(steps[index]))
             let p = parameter.value.data, g = gradient.data, m = first[index].data, v = second[index].data
             let decay = decays[index] ? 1 - lr * weightDecay : 1
+            // As PyTorch: p ← p·decay − (lr / c1) · m / (√v / √c2 + ε).
             let (beta1, beta2, epsilon) = (beta1, beta2, epsilon)
+            let stepSize = lr / correction1, rootCorrection2 = correction2.squareRoot()
             parallelFor(parameter.value.count, minimumChunk: 1 << 14) { range in
                 for i in range {
-                    m[i] = beta1 * m[i] + (1 - beta1) * g[i]
-                    v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i]
-                    let mHat = m[i] / correction1, vHat = v[i] / correction2
-                    p[i] = p[i] * decay - lr * mHat / (vHat.squareRoot() + epsilon)
+                    let gi = g[i] * gradientScale
+                    m[i] = beta1 * m[i] + (1 - beta1) * gi
+                    v[i] = beta2 * v[i] + (1 - beta2) * gi * gi
+                    p[i] = p[i] * decay - stepSize * m[i] / (v[i].squareRoot() / rootCorrection2 + epsilon)
                 }
             }
         }
@@ -80,20 +84,17 @@ public final class AdamW {
     }
 }
 
-/// Scales every trainable gradient so their global L2 norm is at most `maxNorm`; returns the norm before.
-@discardableResult
-public func clipGradientNorm(_ parameters: [Parameter], maxNorm: Float) -> Float {
+/// Gradient clipping by global L2 norm, as `torch.nn.utils.clip_grad_norm_`: the factor
+/// (at most 1) that brings the norm of every trainable gradient together to at most `maxNorm`
+/// (no limit when `maxNorm` ≤ 0), and the norm before. Pass the factor to `AdamW.update`.
+public func gradientClipping(_ parameters: [Parameter], maxNorm: Float) -> (factor: Float, norm: Float) {
     var sum: Double = 0
     for parameter in parameters {
         guard let g = parameter.gradient else { continue }
-        for i in 0..<g.count { sum += Double(g[i]) * Double(g[i]) }
+        sum += squaredNorm(g.data, count: g.count)
     }
     let norm = Float(sum.squareRoot())
-    if maxNorm > 0 && norm > maxNorm {
-        let scale = maxNorm / (norm + 1e-6)
-        for parameter in parameters { if let g = parameter.gradient { for i in 0..<g.count { g[i] *= scale } } }
-    }
-    return norm
+    return (maxNorm > 0 && norm > maxNorm ? maxNorm / (norm + 1e-6) : 1, norm)
 }
 
 /// Linear warm-up from 0 to `peak` over `warmup` steps, then linear decay to 0 at `total`

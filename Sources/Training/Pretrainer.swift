@@ -130,10 +130,10 @@ public final class PromptPretrainer {
             let (loss, stepTokens) = computeGradients(models[task], on: data[task], members: members, exchange: exchanges[task],
                                                       paddingId: pretrained.tokenizer.paddingId,
                                                       dropoutSeed: stepSeed(settings.seed, step))
-            clipGradientNorm(models[task].trainable, maxNorm: settings.maxGradNorm)
+            let clipping = gradientClipping(models[task].trainable, maxNorm: settings.maxGradNorm)
             let lr = linearSchedule(step: step, total: settings.steps, warmup: Int(settings.warmupRatio * Float(settings.steps)),
                                     peak: settings.learningRate)
-            optimizer.update(lr: lr, only: models[task].trainable)
+            optimizer.update(lr: lr, gradientScale: clipping.factor, only: models[task].trainable)
             lossSums[task] += loss
             stepsPerTask[task] += 1
             tokens += stepTokens

@@ -120,10 +120,10 @@ public final class Trainer {
             let (loss, stepTokens) = computeGradients(model, on: train, members: batches[step % stepsPerEpoch],
                                                       exchange: exchange, paddingId: pretrained.tokenizer.paddingId,
                                                       dropoutSeed: stepSeed(settings.seed, step))
-            clipGradientNorm(model.trainable, maxNorm: settings.maxGradNorm)
+            let clipping = gradientClipping(model.trainable, maxNorm: settings.maxGradNorm)
             let lr = linearSchedule(step: step, total: totalSteps,
                                     warmup: Int(settings.warmupRatio * Float(totalSteps)), peak: settings.learningRate)
-            optimizer.update(lr: lr)
+            optimizer.update(lr: lr, gradientScale: clipping.factor)
             step += 1
             let seconds = (clock.now - started).seconds
             wallSeconds += seconds

@@ -136,6 +136,15 @@ final class ElementwiseTests: XCTestCase {
             }
         }
     }
+
+    func testSquaredNormOfMillionsOfTermsMatchesADoubleSum() {
+        var random = SeededRandom(seed: 11)
+        for count in [0, 7, 4096 * 3 + 5, 1_000_003] {
+            let x = random.tensor([count], -2...2)
+            let expected = (0..<count).reduce(0.0) { $0 + Double(x[$1]) * Double(x[$1]) }
+            XCTAssertEqual(squaredNorm(x.data, count: count), expected, accuracy: 1e-6 * max(expected, 1), "\(count)")
+        }
+    }
 }
 
 final class FastMathTests: XCTestCase {

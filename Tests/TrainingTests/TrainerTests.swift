@@ -128,6 +128,35 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(bias.value[0], 0.5 - 0.1, accuracy: 1e-6)
     }
 
+    func testClippingFactorScalesTheGradientsAdamWReads() {
+        let parameters = (0..<2).map { index -> Parameter in
+            let parameter = Parameter("w\(index)", Kernels.Tensor(shape: [2], values: [1, -2]))
+            parameter.setTrainable(true)
+            return parameter
+        }
+        parameters[0].gradient!.copy(from: Kernels.Tensor(shape: [2], values: [3, 0]))
+        parameters[1].gradient!.copy(from: Kernels.Tensor(shape: [2], values: [0, -4]))
+        let clipping = gradientClipping(parameters, maxNorm: 1)
+        XCTAssertEqual(clipping.norm, 5, accuracy: 1e-6)
+        XCTAssertEqual(clipping.factor, 1 / (5 + 1e-6), accuracy: 1e-7)
+        XCTAssertEqual(gradientClipping(parameters, maxNorm: 10).factor, 1)
+        XCTAssertEqual(gradientClipping(parameters, maxNorm: 0).factor, 1)
+        // Two steps with the factor applied on reading = two steps on gradients scaled beforehand.
+        let scaled = (0..<2).map { index -> Parameter in
+            let parameter = Parameter("w\(index)", Kernels.Tensor(shape: [2], values: [1, -2]))
+            parameter.setTrainable(true)
+            for i in 0..<2 { parameter.gradient![i] = parameters[index].gradient![i] * clipping.factor }
+            return parameter
+        }
+        let (optimizer, reference) = (AdamW(parameters: parameters), AdamW(parameters: scaled))
+        for _ in 0..<2 {
+            optimizer.update(lr: 0.1, gradientScale: clipping.factor)
+            reference.update(lr: 0.1)
+        }
+        XCTAssertEqual(parameters.flatMap(\.value.array), scaled.flatMap(\.value.array))
+        XCTAssertNotEqual(parameters[0].value[0], 1)
+    }
+
     func testScheduleWarmsUpThenDecaysToZero() {
         XCTAssertEqual(linearSchedule(step: 0, total: 10, warmup: 2, peak: 1), 0.5)
         XCTAssertEqual(linearSchedule(step: 1, total: 10, warmup: 2, peak: 1), 1)
