@@ -42,6 +42,13 @@ public final class Tensor {
     /// Sets every element to zero.
     public func zero() { data.update(repeating: 0, count: count) }
 
+    /// Sets the first `count` elements to zero: the part of a buffer planned for a larger
+    /// shape that the current one uses.
+    public func zero(first count: Int) {
+        precondition(count <= self.count, "\(count) elements of \(self.count)")
+        data.update(repeating: 0, count: count)
+    }
+
     /// Copies every element of `other`, which must have the same count.
     public func copy(from other: Tensor) {
         precondition(other.count == count, "copy between counts \(other.count) and \(count)")

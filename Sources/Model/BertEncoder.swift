@@ -214,12 +214,12 @@ public final class BertEncoder {
 
         // Gradient of the last layer's output: the given one plus the pooler's share at position 0.
         let dHidden = g.hidden.data
-        if let dLastHiddenState { dHidden.update(from: dLastHiddenState, count: outputRows * C) } else { g.hidden.zero() }
+        if let dLastHiddenState { dHidden.update(from: dLastHiddenState, count: outputRows * C) } else { g.hidden.zero(first: outputRows * C) }
         if let dPooled {
             g.pooled.data.update(from: dPooled, count: B * C)
             // Through tanh, in place: dpre = dpooled · (1 − pooled²).
             for i in 0..<(B * C) { g.pooled.data[i] *= 1 - acts.pooled.data[i] * acts.pooled.data[i] }
-            g.classifierTokens.zero()
+            g.classifierTokens.zero(first: B * C)
             weights.pooler.backward(dinp: g.classifierTokens.data, dout: g.pooled.data, inp: acts.classifierTokens.data,
                                     rows: B, masks: maskSource(1))
             for b in 0..<B { accumulate(into: dHidden + b * pass.topPositions * C, g.classifierTokens.data + b * C, count: C) }
@@ -264,23 +264,24 @@ public final class BertEncoder {
         let attentionNeeded = dInput != nil || w.attentionBlockTrains || prompt != nil
 
         // Output LayerNorm → residual branch and dropout → FF out → GELU → FF in.
-        g.residual.zero()
+        // Every gradient buffer is zeroed (and copied) only as far as this pass uses it.
+        g.residual.zero(first: queryRows * C)
         w.outputNorm.backward(dinp: g.residual.data, dout: dOutput, inp: a.outputResidual.data,
                               mean: a.outputMean.data, rstd: a.outputRstd.data, rows: queryRows)
-        g.normed.copy(from: g.residual)   // the residual path to the attention block's output
+        g.normed.data.update(from: g.residual.data, count: queryRows * C)   // the residual path to the attention block's output
         let dBranch = throughDropout(g.residual.data, into: g.branch, sequences: B, positions: positions,
                                      dropout(config.hiddenDropout, site: site + 2))
-        g.activated.zero()
+        g.activated.zero(first: queryRows * F)
         w.output.backward(dinp: g.activated.data, dout: dBranch, inp: a.activated.data, rows: queryRows,
                           masks: maskSource(site + 8))
-        g.intermediate.zero()
+        g.intermediate.zero(first: queryRows * F)
         geluBackward(dinp: g.intermediate.data, dout: g.activated.data, inp: a.intermediate.data, count: queryRows * F)
         w.intermediate.backward(dinp: attentionNeeded ? g.normed.data : nil, dout: g.intermediate.data,
                                 inp: a.attentionNormed.data, rows: queryRows, masks: maskSource(site + 7))
         guard attentionNeeded else { return }
 
         // Attention LayerNorm → residual (to the layer input) and dropout → output projection.
-        g.residual.zero()
+        g.residual.zero(first: queryRows * C)
         w.attentionNorm.backward(dinp: g.residual.data, dout: g.normed.data, inp: a.attentionResidual.data,
                                  mean: a.attentionMean.data, rstd: a.attentionRstd.data, rows: queryRows)
         // The gradient of q's input (the computed positions of the layer input) starts as the residual path's.
@@ -288,7 +289,7 @@ public final class BertEncoder {
         dQueryInput?.update(from: g.residual.data, count: queryRows * C)
         let dAttentionOut = throughDropout(g.residual.data, into: g.branch, sequences: B, positions: positions,
                                            dropout(config.hiddenDropout, site: site + 1))
-        g.context.zero()
+        g.context.zero(first: queryRows * C)
         w.attentionOutput.backward(dinp: g.context.data, dout: dAttentionOut, inp: a.context.data, rows: queryRows,
                                    masks: maskSource(site + 6))
 
@@ -296,7 +297,7 @@ public final class BertEncoder {
         let attention = AttentionShape(batch: B, queries: positions, keys: S, channels: C, heads: config.heads)
         let attentionDropout = dropout(config.attentionDropout, site: site)
         let dKeys = prompt == nil ? g.k : g.keys, dValues = prompt == nil ? g.v : g.values
-        g.q.zero(); dKeys.zero(); dValues.zero()
+        g.q.zero(first: queryRows * C); dKeys.zero(first: B * S * C); dValues.zero(first: B * S * C)
         let keys = prompt == nil ? a.k.data : a.keys.data, values = prompt == nil ? a.v.data : a.values.data
         attentionBackward(dq: g.q.data, dk: dKeys.data, dv: dValues.data, dout: g.context.data, probs: a.probs.data,
                           q: a.q.data, k: keys, v: values,
@@ -328,7 +329,7 @@ public final class BertEncoder {
         let (B, T, C) = (shape.batch, shape.length, config.hiddenSize)
         let rows = B * T
         let dNormed = throughDropout(dEmbedded, into: g.branch, sequences: B, positions: T, dropout(config.hiddenDropout, site: 0))
-        g.residual.zero()
+        g.residual.zero(first: rows * C)
         weights.embeddingNorm.backward(dinp: g.residual.data, dout: dNormed, inp: acts.embeddingSum.data,
                                        mean: acts.embeddingMean.data, rstd: acts.embeddingRstd.data, rows: rows)
         let dSum = g.residual.data

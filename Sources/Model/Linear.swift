@@ -60,7 +60,7 @@ public final class LowRankUpdate {
             // Through A into the dropped input, then back through the dropout mask.
             if droppedInputGradient.count < rows * inF { droppedInputGradient = Tensor(shape: [rows, inF]) }
             let dDropped = droppedInputGradient
-            dDropped.zero()
+            dDropped.zero(first: rows * inF)
             linearBackward(dinp: dDropped.data, dweight: a.gradient?.data, dbias: nil, dout: dProjected,
                            inp: source, weight: a.value.data, rows: rows, inFeatures: inF, outFeatures: r)
             dropout.backward(dinp: dinp, dout: dDropped.data, elementsPerSequence: rows / dropout.keys.count * inF)
