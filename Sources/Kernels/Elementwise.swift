@@ -60,16 +60,15 @@ public func geluForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Flo
     }
 }
 
-/// GELU backward: dinp += dout · (Φ(x) + x · φ(x)).
-public func geluBackward(
-    dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, count: Int
-) {
+/// GELU backward, in place (its output's gradient is not needed again, and this saves a
+/// (B, T, F) buffer): d ← d · (Φ(x) + x · φ(x)).
+public func geluBackward(_ d: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count: Int) {
     parallelFor(count, minimumChunk: 4096) { range in
         for i in range {
             let x = inp[i], z = x * inverseSqrt2
             let e = fastExp(-z * z)   // exp(−x²/2): in the density and in erf
             let cdf = 0.5 * (1 + erf(z, expMinusSquare: e))
-            dinp[i] += dout[i] * (cdf + x * inverseSqrt2Pi * e)
+            d[i] *= cdf + x * inverseSqrt2Pi * e
         }
     }
 }

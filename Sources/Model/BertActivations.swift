@@ -13,36 +13,71 @@ struct PassShape: Equatable {
     }
 }
 
-/// What one transformer layer's forward pass keeps for its backward pass.
-/// Every buffer is sized for the workspace's capacity; a batch uses a prefix.
+/// What a pass needs of the forward buffers. Buffers planned for one plan serve every plan
+/// it covers, so a run plans once for its largest batch.
+struct ActivationPlan: Equatable {
+    var shape: PassShape
+    var withDropout: Bool
+    /// Whether passes with key/value prompts are planned for (they need (B, S, C) keys and values,
+    /// and then share one k and v buffer), and passes without (each layer keeps its k and v).
+    var withPrompts: Bool, withoutPrompts: Bool
+    /// The lowest layer whose activations are kept for a backward pass.
+    var keptFrom: Int
+    /// Whether the top layer computes every position (else only position 0, `OutputPositions.first`).
+    var everyTopPosition: Bool
+
+    func covers(_ other: ActivationPlan) -> Bool {
+        shape.holds(other.shape) && (withDropout || !other.withDropout) && (withPrompts || !other.withPrompts)
+            && (withoutPrompts || !other.withoutPrompts) && keptFrom <= other.keptFrom && (everyTopPosition || !other.everyTopPosition)
+    }
+
+    /// The smallest plan that covers both.
+    func merged(with other: ActivationPlan) -> ActivationPlan {
+        ActivationPlan(shape: PassShape(batch: max(shape.batch, other.shape.batch), length: max(shape.length, other.shape.length),
+                                        keys: max(shape.keys, other.shape.keys)),
+                       withDropout: withDropout || other.withDropout, withPrompts: withPrompts || other.withPrompts,
+                       withoutPrompts: withoutPrompts || other.withoutPrompts,
+                       keptFrom: min(keptFrom, other.keptFrom), everyTopPosition: everyTopPosition || other.everyTopPosition)
+    }
+}
+
+/// What one transformer layer's forward pass keeps for its backward pass, for B sequences of
+/// which the layer computes `positions` (T, or 1 at the top when only position 0 is read).
+/// Every buffer is sized for the plan's capacity; a batch uses a prefix.
 final class LayerActivations {
-    let q, k, v: Tensor               // (B, T, C) projections of the tokens
+    let q: Tensor                     // (B, positions, C) queries
+    let k, v: Tensor                  // (B, T, C) the tokens' key and value projections
     let keys, values: Tensor          // (B, S, C) key/value prompts then the tokens' k, v (only with prompts)
-    let probs: Tensor                 // (B, H, T, S) before dropout
-    let context: Tensor               // (B, T, C) attention output, heads concatenated
-    let attentionResidual: Tensor     // (B, T, C) input of the attention LayerNorm
-    let attentionMean, attentionRstd: Tensor  // (B, T)
-    let attentionNormed: Tensor       // (B, T, C)
-    let intermediate: Tensor          // (B, T, F) before GELU
-    let activated: Tensor             // (B, T, F) after GELU
-    let outputResidual: Tensor        // (B, T, C) input of the output LayerNorm
-    let outputMean, outputRstd: Tensor        // (B, T)
-    let output: Tensor                // (B, T, C) the layer's output
+    let probs: Tensor                 // (B, H, positions, S) before dropout
+    let context: Tensor               // (B, positions, C) attention output, heads concatenated
+    let attentionResidual: Tensor     // (B, positions, C) input of the attention LayerNorm
+    let attentionMean, attentionRstd: Tensor  // (B, positions)
+    let attentionNormed: Tensor       // (B, positions, C)
+    let intermediate: Tensor          // (B, positions, F) before GELU
+    let activated: Tensor             // (B, positions, F) after GELU
+    let outputResidual: Tensor        // (B, positions, C) input of the output LayerNorm
+    let outputMean, outputRstd: Tensor        // (B, positions)
+    let output: Tensor                // (B, positions, C) the layer's output
     let firstPositions: Tensor        // (B, C) position 0 of the input, when the layer computes only that position
 
-    init(sequences: Int, rows: Int, keyRows: Int, withPrompts: Bool, probabilities: Int, channels c: Int, intermediate f: Int) {
-        q = Tensor(shape: [rows, c]); k = Tensor(shape: [rows, c]); v = Tensor(shape: [rows, c])
-        keys = Tensor(shape: [withPrompts ? keyRows : 0, c]); values = Tensor(shape: [withPrompts ? keyRows : 0, c])
-        probs = Tensor(shape: [probabilities])
-        context = Tensor(shape: [rows, c])
-        attentionResidual = Tensor(shape: [rows, c])
-        attentionMean = Tensor(shape: [rows]); attentionRstd = Tensor(shape: [rows])
-        attentionNormed = Tensor(shape: [rows, c])
-        intermediate = Tensor(shape: [rows, f]); activated = Tensor(shape: [rows, f])
-        outputResidual = Tensor(shape: [rows, c])
-        outputMean = Tensor(shape: [rows]); outputRstd = Tensor(shape: [rows])
-        output = Tensor(shape: [rows, c])
-        firstPositions = Tensor(shape: [sequences, c])
+    /// With prompts, `tokenKeyValues` are the k and v buffers every layer shares: the attention
+    /// reads its own (B, S, C) copies, so k and v are needed only until those are filled.
+    init(config: BertConfig, sequences b: Int, shape: PassShape, positions: Int, withPrompts: Bool,
+         tokenKeyValues: (Tensor, Tensor)?) {
+        let (c, f, queryRows) = (config.hiddenSize, config.intermediateSize, b * positions)
+        q = Tensor(shape: [queryRows, c])
+        (k, v) = tokenKeyValues ?? (Tensor(shape: [b * shape.length, c]), Tensor(shape: [b * shape.length, c]))
+        keys = Tensor(shape: [withPrompts ? b * shape.keys : 0, c]); values = Tensor(shape: [withPrompts ? b * shape.keys : 0, c])
+        probs = Tensor(shape: [b * config.heads * positions * shape.keys])
+        context = Tensor(shape: [queryRows, c])
+        attentionResidual = Tensor(shape: [queryRows, c])
+        attentionMean = Tensor(shape: [queryRows]); attentionRstd = Tensor(shape: [queryRows])
+        attentionNormed = Tensor(shape: [queryRows, c])
+        intermediate = Tensor(shape: [queryRows, f]); activated = Tensor(shape: [queryRows, f])
+        outputResidual = Tensor(shape: [queryRows, c])
+        outputMean = Tensor(shape: [queryRows]); outputRstd = Tensor(shape: [queryRows])
+        output = Tensor(shape: [queryRows, c])
+        firstPositions = Tensor(shape: [b, c])   // small; the chunked sets may hold the top layer too
     }
 }
 
@@ -55,9 +90,9 @@ final class LayerActivations {
 /// only their last output is kept for the whole batch (`frozenOutput`), so their memory is
 /// hardly spent.
 final class BertActivations {
-    let capacity: PassShape
-    let withDropout: Bool, withPrompts: Bool
-    let keptFrom: Int
+    let plan: ActivationPlan
+    var capacity: PassShape { plan.shape }
+    var keptFrom: Int { plan.keptFrom }
     /// Sequences per chunk through the layers below `keptFrom` (`frozenChunkTokens` tokens or one sequence).
     let frozenChunk: Int
     let frozenOutput: Tensor              // (B, T, C) output of layer keptFrom − 1 (when keptFrom > 0)
@@ -71,12 +106,10 @@ final class BertActivations {
     let classifierTokens: Tensor          // (B, C) hidden state at position 0
     let pooled: Tensor                    // (B, C) tanh(dense(classifierTokens))
 
-    init(config: BertConfig, shape: PassShape, withDropout: Bool, withPrompts: Bool, keptFrom: Int, frozenChunkTokens: Int) {
-        capacity = shape
-        self.keptFrom = keptFrom
+    init(config: BertConfig, plan: ActivationPlan, frozenChunkTokens: Int) {
+        self.plan = plan
+        let (shape, keptFrom) = (plan.shape, plan.keptFrom)
         frozenChunk = keptFrom > 0 ? min(shape.batch, max(1, frozenChunkTokens / max(shape.length, 1))) : shape.batch
-        self.withDropout = withDropout
-        self.withPrompts = withPrompts
         let (rows, c) = (shape.rows, config.hiddenSize)
         embeddingSum = Tensor(shape: [rows, c])
         embeddingMean = Tensor(shape: [rows]); embeddingRstd = Tensor(shape: [rows])
@@ -85,17 +118,18 @@ final class BertActivations {
         positionIds = Array(repeating: 0, count: rows)
         tokenTypeIds = Array(repeating: 0, count: rows)
         keyMask = Array(repeating: 0, count: shape.keyRows)
-        let make = { (sequences: Int) in
-            LayerActivations(sequences: sequences, rows: sequences * shape.length, keyRows: sequences * shape.keys, withPrompts: withPrompts,
-                             probabilities: sequences * config.heads * shape.length * shape.keys,
-                             channels: c, intermediate: config.intermediateSize)
+        let tokenKeyValues = plan.withPrompts && !plan.withoutPrompts ? (Tensor(shape: [rows, c]), Tensor(shape: [rows, c])) : nil
+        let make = { (sequences: Int, index: Int) in
+            LayerActivations(config: config, sequences: sequences, shape: shape,
+                             positions: index == config.layers - 1 && !plan.everyTopPosition ? 1 : shape.length,
+                             withPrompts: plan.withPrompts, tokenKeyValues: tokenKeyValues)
         }
         // A layer reads its input (the previous layer's output) before it writes its own, but two
         // alternating sets keep that true without relying on the order within a layer.
-        let shared = keptFrom > 0 ? [make(frozenChunk), make(frozenChunk)] : []
-        layers = (0..<config.layers).map { $0 < keptFrom ? shared[$0 % 2] : make(shape.batch) }
+        let shared = keptFrom > 0 ? [make(frozenChunk, 0), make(frozenChunk, 0)] : []
+        layers = (0..<config.layers).map { $0 < keptFrom ? shared[$0 % 2] : make(shape.batch, $0) }
         frozenOutput = Tensor(shape: [keptFrom > 0 ? rows : 0, c])
-        attentionScratch = Tensor(shape: [withDropout ? Parallelism.threads * shape.length * shape.keys : 0])
+        attentionScratch = Tensor(shape: [plan.withDropout ? Parallelism.threads * shape.length * shape.keys : 0])
         classifierTokens = Tensor(shape: [shape.batch, c])
         pooled = Tensor(shape: [shape.batch, c])
     }
@@ -104,12 +138,6 @@ final class BertActivations {
     func layerInput(_ index: Int) -> UnsafePointer<Float> {
         if index == 0 { return UnsafePointer(embedded.data) }
         return UnsafePointer(index <= keptFrom ? frozenOutput.data : layers[index - 1].output.data)
-    }
-
-    /// Whether a pass of this shape fits these buffers.
-    func fits(_ shape: PassShape, withDropout: Bool, withPrompts: Bool, keptFrom: Int) -> Bool {
-        capacity.holds(shape) && (!withDropout || self.withDropout) && (!withPrompts || self.withPrompts)
-            && self.keptFrom <= keptFrom
     }
 }
 
@@ -121,7 +149,7 @@ final class BertGradientBuffers {
     let context, q: Tensor                // (B, T, C)
     let k, v: Tensor                      // (B, T, C) gradients of the tokens' k, v projections
     let keys, values: Tensor              // (B, S, C) gradients of the attended keys and values
-    let activated, intermediate: Tensor   // (B, T, F)
+    let activated: Tensor                 // (B, T, F) through GELU's backward in place
     let attentionScratch: Tensor          // 2 · T · S per thread
     let classifierTokens, pooled: Tensor  // (B, C)
     let firstPositions: Tensor            // (B, C) gradient of a layer input's position 0, when only it had a query
@@ -134,7 +162,7 @@ final class BertGradientBuffers {
         context = Tensor(shape: [rows, c]); q = Tensor(shape: [rows, c])
         k = Tensor(shape: [rows, c]); v = Tensor(shape: [rows, c])
         keys = Tensor(shape: [shape.keyRows, c]); values = Tensor(shape: [shape.keyRows, c])
-        activated = Tensor(shape: [rows, f]); intermediate = Tensor(shape: [rows, f])
+        activated = Tensor(shape: [rows, f])
         attentionScratch = Tensor(shape: [AttentionShape.scratchCount(queries: shape.length, keys: shape.keys)])
         classifierTokens = Tensor(shape: [shape.batch, c]); pooled = Tensor(shape: [shape.batch, c])
         firstPositions = Tensor(shape: [shape.batch, c])

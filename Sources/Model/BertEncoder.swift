@@ -41,7 +41,8 @@ public final class BertEncoder {
         precondition(positionStart + T <= config.maxPositions,
                      "\(positionStart + T) positions exceed the model's \(config.maxPositions)")
         let keptFrom = forBackward ? min(max(lowestLayerNeedingGradient(prompts), 0), config.layers) : config.layers
-        let acts = plan(shape, withDropout: dropoutSeed != nil, withPrompts: kvP > 0, keptFrom: keptFrom)
+        let acts = buffers(for: ActivationPlan(shape: shape, withDropout: dropoutSeed != nil, withPrompts: kvP > 0,
+                                               withoutPrompts: kvP == 0, keptFrom: keptFrom, everyTopPosition: positions == .all))
         let topPositions = positions == .first ? 1 : T
         pass = (shape, prompts, dropoutSeed.map { SequenceDropout(rate: 0, seed: $0, keys: batch.sequenceKeys) }, keptFrom,
                 topPositions)
@@ -274,9 +275,8 @@ public final class BertEncoder {
         g.activated.zero(first: queryRows * F)
         w.output.backward(dinp: g.activated.data, dout: dBranch, inp: a.activated.data, rows: queryRows,
                           masks: maskSource(site + 8))
-        g.intermediate.zero(first: queryRows * F)
-        geluBackward(dinp: g.intermediate.data, dout: g.activated.data, inp: a.intermediate.data, count: queryRows * F)
-        w.intermediate.backward(dinp: attentionNeeded ? g.normed.data : nil, dout: g.intermediate.data,
+        geluBackward(g.activated.data, inp: a.intermediate.data, count: queryRows * F)
+        w.intermediate.backward(dinp: attentionNeeded ? g.normed.data : nil, dout: g.activated.data,
                                 inp: a.attentionNormed.data, rows: queryRows, masks: maskSource(site + 7))
         guard attentionNeeded else { return }
 
@@ -354,18 +354,13 @@ public final class BertEncoder {
 
     // MARK: Helpers
 
-    /// Buffers for a pass of `shape`, grown (never shrunk) when it does not fit.
-    private func plan(_ shape: PassShape, withDropout: Bool, withPrompts: Bool, keptFrom: Int) -> BertActivations {
-        if let acts = activations, acts.fits(shape, withDropout: withDropout, withPrompts: withPrompts, keptFrom: keptFrom) {
-            return acts
-        }
-        let old = activations?.capacity ?? shape
-        let grown = PassShape(batch: max(old.batch, shape.batch), length: max(old.length, shape.length),
-                              keys: max(old.keys, shape.keys))
-        activations = BertActivations(config: config, shape: grown, withDropout: withDropout || activations?.withDropout == true,
-                                      withPrompts: withPrompts || activations?.withPrompts == true,
-                                      keptFrom: min(keptFrom, activations?.keptFrom ?? keptFrom), frozenChunkTokens: frozenChunkTokens)
-        return activations!
+    /// Buffers for a pass that needs `plan`, grown (never shrunk) when the current ones do not cover it.
+    private func buffers(for plan: ActivationPlan) -> BertActivations {
+        if let acts = activations, acts.plan.covers(plan) { return acts }
+        let acts = BertActivations(config: config, plan: activations.map { $0.plan.merged(with: plan) } ?? plan,
+                                   frozenChunkTokens: frozenChunkTokens)
+        activations = acts
+        return acts
     }
 
     /// Runs `body` with the pass's dropout masks narrowed to `sequences`, as a chunk of the batch

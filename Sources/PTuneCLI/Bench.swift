@@ -42,10 +42,11 @@ struct Bench: ParsableCommand {
         for index in 0..<steps { step(index + 2) }
         let seconds = (clock.now - start).seconds / Double(steps)
         let operations = WorkCounter.operations / Double(steps)
-        // The step's largest product: the feed-forward layer, (B·T, C) · (C, F).
-        let peak = measureSgemmGFLOPS(m: batch * seq, n: pretrained.config.intermediateSize, k: pretrained.config.hiddenSize)
+        // Peak memory of the steps, read (as the Python peer reads it) before the measurement below allocates its matrices.
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
+        // The step's largest product: the feed-forward layer, (B·T, C) · (C, F).
+        let peak = measureSgemmGFLOPS(m: batch * seq, n: pretrained.config.intermediateSize, k: pretrained.config.hiddenSize)
         let result: [String: Any] = [
             "method": spec.name, "trainable": tuned.trainableCount, "batch": batch, "seq": seq,
             "tokens_per_s": Double(batch * seq) / seconds, "step_ms": seconds * 1000, "gflop_per_step": operations / 1e9,

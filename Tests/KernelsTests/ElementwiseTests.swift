@@ -30,7 +30,7 @@ final class ElementwiseTests: XCTestCase {
         XCTAssertEqual(y[1], 0)
         XCTAssertEqual(y[2], 1.954500, accuracy: 1e-5)
         checkUnary("gelu", forward: { geluForward(out: $0, inp: $1, count: $2) },
-                   backward: { geluBackward(dinp: $0, dout: $1, inp: $2, count: $4) })
+                   backward: { $0.update(from: $1, count: $4); geluBackward($0, inp: $2, count: $4) })
     }
 
     func testGeluMatchesTheErfDefinitionAcrossItsRange() {

@@ -167,6 +167,33 @@ final class EncoderGradientTests: XCTestCase {
         }
     }
 
+    /// Buffers planned for one kind of pass are grown to serve another (prompts or none, one
+    /// position or all): after a mix of passes an encoder computes what a fresh one does.
+    func testBuffersPlannedForOneKindOfPassServeAnother() {
+        let weights = randomWeights(seed: 10)
+        for parameter in weights.parameters.all { parameter.setTrainable(true) }
+        var random = SeededRandom(seed: 14)
+        let prompt = Parameter("prompt", random.tensor([3, 2 * 2 * 8]))
+        prompt.setTrainable(true)
+        let dPooled = random.tensor([batch.batch, config.hiddenSize])
+        let passes: [(Prompts, OutputPositions)] = [(Prompts(keyValues: prompt), .first), (.none, .all),
+                                                    (Prompts(keyValues: prompt), .all), (.none, .first)]
+        let mixed = BertEncoder(weights: weights)
+        for (index, (prompts, positions)) in passes.enumerated() {
+            var results: [[Float]] = []
+            for encoder in [mixed, BertEncoder(weights: weights)] {
+                let output = encoder.forward(batch, prompts: prompts, dropoutSeed: 6, positions: positions)
+                var result = (0..<batch.batch).flatMap { output.pooledOutput($0) }
+                weights.parameters.zeroGradients()
+                prompt.gradient!.zero()
+                encoder.backward(dLastHiddenState: nil, dPooled: dPooled.data)
+                result += weights.parameters.trainable.flatMap { $0.gradient!.array } + prompt.gradient!.array
+                results.append(result)
+            }
+            XCTAssertEqual(results[0], results[1], "pass \(index)")
+        }
+    }
+
     func testMergedLowRankUpdateGivesTheSameOutputs() {
         let weights = randomWeights(seed: 7)
         var random = SeededRandom(seed: 8)
