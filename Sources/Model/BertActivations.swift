@@ -1,15 +1,21 @@
 import Kernels
 
 /// Sizes of one encoder pass: B sequences of T positions (real tokens plus any
-/// input-level prompt tokens), attending over S = T + key/value prompt positions.
+/// input-level prompt tokens), attending over S = P + T: P key/value prompt positions first.
 struct PassShape: Equatable {
-    let batch: Int, length: Int, keys: Int
+    let batch: Int, length: Int, prompts: Int
+    var keys: Int { prompts + length }
     var rows: Int { batch * length }
     var keyRows: Int { batch * keys }
 
     /// Whether buffers planned for `self` hold a pass of `shape`.
     func holds(_ shape: PassShape) -> Bool {
-        shape.batch <= batch && shape.length <= length && shape.keys <= keys
+        shape.batch <= batch && shape.length <= length && shape.prompts <= prompts
+    }
+
+    /// The smallest shape that holds both.
+    func merged(with other: PassShape) -> PassShape {
+        PassShape(batch: max(batch, other.batch), length: max(length, other.length), prompts: max(prompts, other.prompts))
     }
 }
 
@@ -18,25 +24,19 @@ struct PassShape: Equatable {
 struct ActivationPlan: Equatable {
     var shape: PassShape
     var withDropout: Bool
-    /// Whether passes with key/value prompts are planned for (they need (B, S, C) keys and values,
-    /// and then share one k and v buffer), and passes without (each layer keeps its k and v).
-    var withPrompts: Bool, withoutPrompts: Bool
     /// The lowest layer whose activations are kept for a backward pass.
     var keptFrom: Int
     /// Whether the top layer computes every position (else only position 0, `OutputPositions.first`).
     var everyTopPosition: Bool
 
     func covers(_ other: ActivationPlan) -> Bool {
-        shape.holds(other.shape) && (withDropout || !other.withDropout) && (withPrompts || !other.withPrompts)
-            && (withoutPrompts || !other.withoutPrompts) && keptFrom <= other.keptFrom && (everyTopPosition || !other.everyTopPosition)
+        shape.holds(other.shape) && (withDropout || !other.withDropout) && keptFrom <= other.keptFrom && (everyTopPosition || !other.everyTopPosition)
     }
 
     /// The smallest plan that covers both.
     func merged(with other: ActivationPlan) -> ActivationPlan {
-        ActivationPlan(shape: PassShape(batch: max(shape.batch, other.shape.batch), length: max(shape.length, other.shape.length),
-                                        keys: max(shape.keys, other.shape.keys)),
-                       withDropout: withDropout || other.withDropout, withPrompts: withPrompts || other.withPrompts,
-                       withoutPrompts: withoutPrompts || other.withoutPrompts,
+        ActivationPlan(shape: shape.merged(with: other.shape),
+                       withDropout: withDropout || other.withDropout,
                        keptFrom: min(keptFrom, other.keptFrom), everyTopPosition: everyTopPosition || other.everyTopPosition)
     }
 }
@@ -47,7 +47,6 @@ struct ActivationPlan: Equatable {
 final class LayerActivations {
     let q: Tensor                     // (B, positions, C) queries
     let k, v: Tensor                  // (B, T, C) the tokens' key and value projections
-    let keys, values: Tensor          // (B, S, C) key/value prompts then the tokens' k, v (only with prompts)
     let probs: Tensor                 // (B, H, positions, S) before dropout
     let context: Tensor               // (B, positions, C) attention output, heads concatenated
     let attentionResidual: Tensor     // (B, positions, C) input of the attention LayerNorm
@@ -60,14 +59,10 @@ final class LayerActivations {
     let output: Tensor                // (B, positions, C) the layer's output
     let firstPositions: Tensor        // (B, C) position 0 of the input, when the layer computes only that position
 
-    /// With prompts, `tokenKeyValues` are the k and v buffers every layer shares: the attention
-    /// reads its own (B, S, C) copies, so k and v are needed only until those are filled.
-    init(config: BertConfig, sequences b: Int, shape: PassShape, positions: Int, withPrompts: Bool,
-         tokenKeyValues: (Tensor, Tensor)?) {
+    init(config: BertConfig, sequences b: Int, shape: PassShape, positions: Int) {
         let (c, f, queryRows) = (config.hiddenSize, config.intermediateSize, b * positions)
         q = Tensor(shape: [queryRows, c])
-        (k, v) = tokenKeyValues ?? (Tensor(shape: [b * shape.length, c]), Tensor(shape: [b * shape.length, c]))
-        keys = Tensor(shape: [withPrompts ? b * shape.keys : 0, c]); values = Tensor(shape: [withPrompts ? b * shape.keys : 0, c])
+        k = Tensor(shape: [b * shape.length, c]); v = Tensor(shape: [b * shape.length, c])
         probs = Tensor(shape: [b * config.heads * positions * shape.keys])
         context = Tensor(shape: [queryRows, c])
         attentionResidual = Tensor(shape: [queryRows, c])
@@ -118,11 +113,9 @@ final class BertActivations {
         positionIds = Array(repeating: 0, count: rows)
         tokenTypeIds = Array(repeating: 0, count: rows)
         keyMask = Array(repeating: 0, count: shape.keyRows)
-        let tokenKeyValues = plan.withPrompts && !plan.withoutPrompts ? (Tensor(shape: [rows, c]), Tensor(shape: [rows, c])) : nil
         let make = { (sequences: Int, index: Int) in
             LayerActivations(config: config, sequences: sequences, shape: shape,
-                             positions: index == config.layers - 1 && !plan.everyTopPosition ? 1 : shape.length,
-                             withPrompts: plan.withPrompts, tokenKeyValues: tokenKeyValues)
+                             positions: index == config.layers - 1 && !plan.everyTopPosition ? 1 : shape.length)
         }
         // A layer reads its input (the previous layer's output) before it writes its own, but two
         // alternating sets keep that true without relying on the order within a layer.
@@ -148,7 +141,7 @@ final class BertGradientBuffers {
     let residual, normed, branch: Tensor  // (B, T, C)
     let context, q: Tensor                // (B, T, C)
     let k, v: Tensor                      // (B, T, C) gradients of the tokens' k, v projections
-    let keys, values: Tensor              // (B, S, C) gradients of the attended keys and values
+    let promptKeys, promptValues: Tensor  // (B, P, C) each sequence's share of a layer's prompt rows' gradient
     let activated: Tensor                 // (B, T, F) through GELU's backward in place
     let attentionScratch: Tensor          // 2 · T · S per thread
     let classifierTokens, pooled: Tensor  // (B, C)
@@ -161,9 +154,10 @@ final class BertGradientBuffers {
         residual = Tensor(shape: [rows, c]); normed = Tensor(shape: [rows, c]); branch = Tensor(shape: [rows, c])
         context = Tensor(shape: [rows, c]); q = Tensor(shape: [rows, c])
         k = Tensor(shape: [rows, c]); v = Tensor(shape: [rows, c])
-        keys = Tensor(shape: [shape.keyRows, c]); values = Tensor(shape: [shape.keyRows, c])
+        let promptRows = shape.batch * shape.prompts
+        promptKeys = Tensor(shape: [promptRows, c]); promptValues = Tensor(shape: [promptRows, c])
         activated = Tensor(shape: [rows, f])
-        attentionScratch = Tensor(shape: [AttentionShape.scratchCount(queries: shape.length, keys: shape.keys)])
+        attentionScratch = Tensor(shape: [AttentionShape.scratchCount(queries: shape.length, attended: shape.keys)])
         classifierTokens = Tensor(shape: [shape.batch, c]); pooled = Tensor(shape: [shape.batch, c])
         firstPositions = Tensor(shape: [shape.batch, c])
     }

@@ -35,14 +35,14 @@ public final class BertEncoder {
                         forBackward: Bool = true, positions: OutputPositions = .all) -> EncoderOutput {
         let C = config.hiddenSize
         let (inputP, kvP) = (prompts.inputLength, prompts.keyValueLength)
-        let shape = PassShape(batch: batch.batch, length: batch.length + inputP, keys: batch.length + inputP + kvP)
+        let shape = PassShape(batch: batch.batch, length: batch.length + inputP, prompts: kvP)
         let (B, T, S) = (shape.batch, shape.length, shape.keys)
         let positionStart = kvP > 0 ? prompts.positionOffset : 0
         precondition(positionStart + T <= config.maxPositions,
                      "\(positionStart + T) positions exceed the model's \(config.maxPositions)")
         let keptFrom = forBackward ? min(max(lowestLayerNeedingGradient(prompts), 0), config.layers) : config.layers
-        let acts = buffers(for: ActivationPlan(shape: shape, withDropout: dropoutSeed != nil, withPrompts: kvP > 0,
-                                               withoutPrompts: kvP == 0, keptFrom: keptFrom, everyTopPosition: positions == .all))
+        let acts = buffers(for: ActivationPlan(shape: shape, withDropout: dropoutSeed != nil, keptFrom: keptFrom,
+                                               everyTopPosition: positions == .all))
         let topPositions = positions == .first ? 1 : T
         pass = (shape, prompts, dropoutSeed.map { SequenceDropout(rate: 0, seed: $0, keys: batch.sequenceKeys) }, keptFrom,
                 topPositions)
@@ -87,7 +87,7 @@ public final class BertEncoder {
         // at a time through them, so their buffers are sized for the chunk; then the rest, whole batch.
         for first in stride(from: 0, to: acts.keptFrom > 0 ? B : 0, by: acts.frozenChunk) {
             let sequences = first..<min(first + acts.frozenChunk, B)
-            let chunk = PassShape(batch: sequences.count, length: T, keys: S)
+            let chunk = PassShape(batch: sequences.count, length: T, prompts: shape.prompts)
             withMasks(ofSequences: sequences) {
                 var input = UnsafePointer(acts.embedded.data + first * T * C)
                 for index in 0..<acts.keptFrom {
@@ -133,16 +133,15 @@ public final class BertEncoder {
         let (C, F, rows, queryRows) = (config.hiddenSize, config.intermediateSize, B * T, B * positions)
         let site = UInt64(index + 1) * 16
         let queryInput = positions == T ? input : firstPositions(of: input, shape: shape, into: a.firstPositions)
-        // Self-attention: q (B, positions, C), k, v (B, T, C); keys and values (B, S, C) with any prompts in front.
+        // Self-attention: q (B, positions, C), k, v (B, T, C), after this layer's key/value prompts (S − T rows).
         w.query.forward(out: a.q.data, inp: queryInput, rows: queryRows, masks: maskSource(site + 3))
         w.key.forward(out: a.k.data, inp: input, rows: rows, masks: maskSource(site + 4))
         w.value.forward(out: a.v.data, inp: input, rows: rows, masks: maskSource(site + 5))
-        let (keys, values) = attendedKeysAndValues(index, a, shape: shape)
-        let attention = AttentionShape(batch: B, queries: positions, keys: S, channels: C, heads: config.heads)
+        let attention = AttentionShape(batch: B, queries: positions, keys: T, prefix: shape.prompts, channels: C, heads: config.heads)
         let attentionDropout = dropout(config.attentionDropout, site: site)
         keyMask.withUnsafeBufferPointer { mask in
-            attentionForward(out: a.context.data, probs: a.probs.data, q: a.q.data, k: keys, v: values,
-                             keyMask: mask.baseAddress! + firstSequence * S, shape: attention, dropout: attentionDropout,
+            attentionForward(out: a.context.data, probs: a.probs.data, q: a.q.data, k: a.k.data, v: a.v.data,
+                             prefix: promptPrefix(index), keyMask: mask.baseAddress! + firstSequence * S, shape: attention, dropout: attentionDropout,
                              scratch: attentionDropout == nil ? nil : scratch.data)
         }
         // Output projection, dropout, residual, LayerNorm.
@@ -173,22 +172,13 @@ public final class BertEncoder {
         return UnsafePointer(buffer.data)
     }
 
-    /// The keys and values layer `index` attends over: the tokens' own k and v, or,
-    /// with deep prompts, (B, S, C) buffers holding that layer's prompt vectors then the tokens'.
-    private func attendedKeysAndValues(
-        _ index: Int, _ a: LayerActivations, shape: PassShape
-    ) -> (UnsafePointer<Float>, UnsafePointer<Float>) {
-        guard let prompt = pass?.prompts.keyValues else { return (UnsafePointer(a.k.data), UnsafePointer(a.v.data)) }
-        let (C, P, T, S) = (config.hiddenSize, prompt.shape[0], shape.length, shape.keys)
-        let stride = prompt.shape[1]
-        for (tokens, attended, column) in [(a.k, a.keys, 2 * index * C), (a.v, a.values, (2 * index + 1) * C)] {
-            for b in 0..<shape.batch {
-                let base = attended.data + b * S * C
-                for p in 0..<P { (base + p * C).update(from: prompt.value.data + p * stride + column, count: C) }
-                (base + P * C).update(from: tokens.data + b * T * C, count: T * C)
-            }
-        }
-        return (UnsafePointer(a.keys.data), UnsafePointer(a.values.data))
+    /// Layer `index`'s key/value prompt rows, read in place from the prompt tensor (P, 2·L·C),
+    /// whose row holds every layer's key then value vectors.
+    private func promptPrefix(_ index: Int) -> AttentionPrefix? {
+        guard let prompt = pass?.prompts.keyValues else { return nil }
+        let C = config.hiddenSize
+        return AttentionPrefix(keys: prompt.value.data + 2 * index * C, values: prompt.value.data + (2 * index + 1) * C,
+                               stride: prompt.shape[1])
     }
 
     // MARK: Backward
@@ -255,7 +245,7 @@ public final class BertEncoder {
         dOutput: UnsafeMutablePointer<Float>, dInput: UnsafeMutablePointer<Float>?, input: UnsafePointer<Float>,
         shape: PassShape, positions: Int
     ) {
-        let (B, T, S) = (shape.batch, shape.length, shape.keys)
+        let (B, T) = (shape.batch, shape.length)
         let (C, F, rows, queryRows) = (config.hiddenSize, config.intermediateSize, B * T, B * positions)
         let site = UInt64(index + 1) * 16
         let queryInput = positions == T ? input : UnsafePointer(a.firstPositions.data)
@@ -293,24 +283,22 @@ public final class BertEncoder {
         w.attentionOutput.backward(dinp: g.context.data, dout: dAttentionOut, inp: a.context.data, rows: queryRows,
                                    masks: maskSource(site + 6))
 
-        // Attention → q and the attended keys and values; prompt rows go to the prompt's gradient.
-        let attention = AttentionShape(batch: B, queries: positions, keys: S, channels: C, heads: config.heads)
+        // Attention → q, the tokens' k and v, and each sequence's share of the prompt rows' gradient.
+        let P = shape.prompts
+        let attention = AttentionShape(batch: B, queries: positions, keys: T, prefix: P, channels: C, heads: config.heads)
         let attentionDropout = dropout(config.attentionDropout, site: site)
-        let dKeys = prompt == nil ? g.k : g.keys, dValues = prompt == nil ? g.v : g.values
-        g.q.zero(first: queryRows * C); dKeys.zero(first: B * S * C); dValues.zero(first: B * S * C)
-        let keys = prompt == nil ? a.k.data : a.keys.data, values = prompt == nil ? a.v.data : a.values.data
-        attentionBackward(dq: g.q.data, dk: dKeys.data, dv: dValues.data, dout: g.context.data, probs: a.probs.data,
-                          q: a.q.data, k: keys, v: values,
-                          scratch: g.attentionScratch.data, shape: attention, dropout: attentionDropout)
-        if let prompt {
-            let P = prompt.shape[0], stride = prompt.shape[1]
-            for (attended, tokens, column) in [(g.keys, g.k, 2 * index * C), (g.values, g.v, (2 * index + 1) * C)] {
+        g.q.zero(first: queryRows * C); g.k.zero(first: rows * C); g.v.zero(first: rows * C)
+        let dPrompt = prompt?.gradient
+        if dPrompt != nil { g.promptKeys.zero(first: B * P * C); g.promptValues.zero(first: B * P * C) }
+        attentionBackward(dq: g.q.data, dk: g.k.data, dv: g.v.data,
+                          prefixGradients: dPrompt.map { _ in (g.promptKeys.data, g.promptValues.data) },
+                          dout: g.context.data, probs: a.probs.data, q: a.q.data, k: a.k.data, v: a.v.data,
+                          prefix: promptPrefix(index), scratch: g.attentionScratch.data, shape: attention,
+                          dropout: attentionDropout)
+        if let dPrompt, let stride = prompt?.shape[1] {
+            for (shares, column) in [(g.promptKeys, 2 * index * C), (g.promptValues, (2 * index + 1) * C)] {
                 for b in 0..<B {
-                    let base = attended.data + b * S * C
-                    if let dPrompt = prompt.gradient {
-                        for p in 0..<P { accumulate(into: dPrompt.data + p * stride + column, base + p * C, count: C) }
-                    }
-                    (tokens.data + b * T * C).update(from: base + P * C, count: T * C)
+                    for p in 0..<P { accumulate(into: dPrompt.data + p * stride + column, shares.data + (b * P + p) * C, count: C) }
                 }
             }
         }
