@@ -30,7 +30,8 @@ struct ActivationPlan: Equatable {
     var everyTopPosition: Bool
 
     func covers(_ other: ActivationPlan) -> Bool {
-        shape.holds(other.shape) && (withDropout || !other.withDropout) && keptFrom <= other.keptFrom && (everyTopPosition || !other.everyTopPosition)
+        shape.holds(other.shape) && (withDropout || !other.withDropout) && keptFrom <= other.keptFrom
+            && (everyTopPosition || !other.everyTopPosition)
     }
 
     /// The smallest plan that covers both.
