@@ -2,11 +2,12 @@ import ArgumentParser
 import Foundation
 import Kernels
 import Model
+import Tasks
 import Tuning
 
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Predict with an adapter: each input line {\"text\": ...} (optionally \"text_pair\") gives one output line with the predicted label and the logits (token_logits for tagging).")
+        abstract: "Predict with an adapter: each input line {\"text\": ...} (optionally \"text_pair\"; for tagging {\"tokens\": [...]} or a text split on whitespace) gives one output line with the predicted label and the logits (one label and row of logits per word for tagging).")
 
     @OptionGroup var model: ModelOptions
 
@@ -28,15 +29,23 @@ struct Predict: ParsableCommand {
         let pretrained = try PretrainedModel(folder: model.folder)
         let (tuned, info) = try PeftAdapter.read(adapter, weights: pretrained.weights)
         if merge { for (_, linear) in pretrained.weights.linears { linear.merge() } }
-        let texts = try readTexts(input)
-        let encodings = texts.map { pretrained.tokenizer.encode($0.text, pair: $0.pair, maxLength: inference.maxLength) }
+        let inputs = try readInputs(input, kind: info.kind)
+        // Tagging: each word's first piece carries its label, as in training; words cut by truncation get none.
+        let wordEncoder = ExampleEncoder(tokenizer: pretrained.tokenizer, kind: .tagging, maxLength: inference.maxLength)
+        let encoded = inputs.map { input -> (encoding: Encoding, wordStarts: [Int]) in
+            guard let words = input.words else {
+                return (pretrained.tokenizer.encode(input.text, pair: input.pair, maxLength: inference.maxLength), [])
+            }
+            let example = wordEncoder.encode(.tagging(words, tags: [Int](repeating: 0, count: words.count)))
+            return (Encoding(inputIds: example.inputIds, tokenTypeIds: example.tokenTypeIds), example.wordStarts)
+        }
         var lines: [String] = []
-        for start in stride(from: 0, to: encodings.count, by: inference.batchSize) {
-            let members = Array(encodings[start..<min(start + inference.batchSize, encodings.count)])
-            let batch = TokenBatch(encodings: members, paddingId: pretrained.tokenizer.paddingId)
+        for start in stride(from: 0, to: encoded.count, by: inference.batchSize) {
+            let members = Array(encoded[start..<min(start + inference.batchSize, encoded.count)])
+            let batch = TokenBatch(encodings: members.map(\.encoding), paddingId: pretrained.tokenizer.paddingId)
             let logits = tuned.forward(batch, forBackward: false)
             let labels = tuned.head.labelCount
-            for (b, encoding) in members.enumerated() {
+            for (b, member) in members.enumerated() {
                 func row(_ index: Int) -> [Float] { Array(UnsafeBufferPointer(start: logits.data + index * labels, count: labels)) }
                 func label(_ values: [Float]) -> String {
                     let best = values.indices.max { values[$0] < values[$1] }!
@@ -47,8 +56,12 @@ struct Predict: ParsableCommand {
                     let values = row(b)
                     lines.append("{\"label\":\(label(values)),\"logits\":\(jsonArray(values))}")
                 case .tagging:
-                    let rows = (0..<encoding.inputIds.count).map { row(b * batch.length + $0) }
-                    lines.append("{\"labels\":[\(rows.map(label).joined(separator: ","))],\"token_logits\":[\(rows.map(jsonArray).joined(separator: ","))]}")
+                    let words = inputs[start + b].words!.prefix(member.wordStarts.count)
+                    let rows = member.wordStarts.map { row(b * batch.length + $0) }
+                    lines.append("{\"tokens\":[\(words.map(jsonString).joined(separator: ","))],"
+                                 + "\"labels\":[\(rows.map(label).joined(separator: ","))],"
+                                 + "\"token_logits\":[\(rows.map(jsonArray).joined(separator: ","))]"
+                                 + (words.count < inputs[start + b].words!.count ? ",\"truncated\":true}" : "}"))
                 }
             }
         }
@@ -60,21 +73,29 @@ struct Predict: ParsableCommand {
         }
     }
 
-    /// The texts of a JSONL file; errors name the file and line.
-    private func readTexts(_ path: String) throws -> [(text: String, pair: String?)] {
+    /// The inputs of a JSONL file: a text (and pair) to classify, or for tagging the words,
+    /// given as "tokens" or as a text split on whitespace. Errors name the file and line.
+    private func readInputs(_ path: String, kind: TaskKind) throws -> [(text: String, pair: String?, words: [String]?)] {
         guard let content = try? String(contentsOfFile: path, encoding: .utf8) else { throw InputError(path, "cannot read") }
-        var texts: [(String, String?)] = []
+        var inputs: [(String, String?, [String]?)] = []
         for (index, line) in content.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
         where !line.trimmingCharacters(in: .whitespaces).isEmpty {
+            let place = "\(path):\(index + 1)"
             guard let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] else {
-                throw InputError("\(path):\(index + 1)", "not a JSON object")
+                throw InputError(place, "not a JSON object")
+            }
+            if kind == .tagging, let tokens = object["tokens"] {
+                guard let words = tokens as? [String] else { throw InputError(place, "field 'tokens' is not a list of strings") }
+                inputs.append(("", nil, words))
+                continue
             }
             guard let text = object["text"] as? String else {
-                throw InputError("\(path):\(index + 1)", "missing text field 'text'")
+                throw InputError(place, kind == .tagging ? "missing field 'tokens' or 'text'" : "missing text field 'text'")
             }
-            texts.append((text, object["text_pair"] as? String))
+            let words = kind == .tagging ? text.split(whereSeparator: \.isWhitespace).map(String.init) : nil
+            inputs.append((text, object["text_pair"] as? String, words))
         }
-        return texts
+        return inputs
     }
 }
 

@@ -64,6 +64,8 @@ final class PredictCommandTests: XCTestCase {
     func testPredictReproducesEveryReferenceAdaptersLogits() throws {
         let model = try pretrainedModelFolder()
         let input = try sentencesFile()
+        let tokenizer = try BertTokenizer(folder: model)
+        let sentences = try String(contentsOfFile: fixture("sentences.txt"), encoding: .utf8).split(separator: "\n").prefix(4)
         for name in ["ptv2_seqcls", "prefix_mlp_seqcls", "ptv1_lstm_seqcls", "lora_seqcls", "ptv2_tokcls"] {
             let outputPath = input + ".\(name).out"
             let result = try runProduct("ptune", ["predict", "--model", model, "--adapter", fixture("\(name)_adapter"),
@@ -80,11 +82,19 @@ final class PredictCommandTests: XCTestCase {
                     XCTAssertNotNil(object["label"])
                     for (k, value) in logits.enumerated() { XCTAssertEqual(value, Double(expected[b * 3 + k]), accuracy: 1e-4, name) }
                 } else {
+                    // One row per whitespace word: the logits at the word's first piece.
+                    let words = sentences[sentences.startIndex + b].split(separator: " ").map(String.init)
+                    XCTAssertEqual(object["tokens"] as? [String], words)
                     let rows = try XCTUnwrap(object["token_logits"] as? [[Double]], name)
-                    XCTAssertEqual(rows.count, mask[(b * T)..<((b + 1) * T)].filter { $0 == 1 }.count, "one row per word piece")
-                    for (t, row) in rows.enumerated() {
-                        for (k, value) in row.enumerated() { XCTAssertEqual(value, Double(expected[(b * T + t) * 5 + k]), accuracy: 1e-4) }
+                    XCTAssertEqual((object["labels"] as? [Any])?.count, words.count)
+                    XCTAssertEqual(rows.count, words.count, "one row per word")
+                    var start = 1   // after [CLS]
+                    for (word, row) in zip(words, rows) {
+                        XCTAssertEqual(mask[b * T + start], 1)
+                        for (k, value) in row.enumerated() { XCTAssertEqual(value, Double(expected[(b * T + start) * 5 + k]), accuracy: 1e-4) }
+                        start += tokenizer.pieceIds(word).count
                     }
+                    XCTAssertEqual(start + 1, mask[(b * T)..<((b + 1) * T)].filter { $0 == 1 }.count, "every piece and [SEP]")
                 }
             }
         }
@@ -101,6 +111,34 @@ final class PredictCommandTests: XCTestCase {
         let (a, b) = (values(plain.standardOutput), values(merged.standardOutput))
         XCTAssertEqual(a.count, 12)
         for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: 1e-4) }
+    }
+
+    func testTaggingTakesGivenWordsAndMarksTruncation() throws {
+        let model = try pretrainedModelFolder()
+        let folder = try temporaryFolder(self)
+        let words = (0..<20).map { "word\($0)" }
+        let lines = [["tokens": ["Paris", "is", "lovely"]], ["tokens": words]]
+        try lines.map { String(decoding: try JSONSerialization.data(withJSONObject: $0), as: UTF8.self) }.joined(separator: "\n")
+            .write(toFile: folder + "/in.jsonl", atomically: true, encoding: .utf8)
+        let result = try runProduct("ptune", ["predict", "--model", model, "--adapter", fixture("ptv2_tokcls_adapter"),
+                                              "--input", folder + "/in.jsonl", "--max-length", "16"])
+        XCTAssertEqual(result.status, 0, result.standardError)
+        let objects = try result.standardOutput.split(separator: "\n").map {
+            try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+        XCTAssertEqual(objects[0]["tokens"] as? [String], ["Paris", "is", "lovely"])
+        XCTAssertEqual((objects[0]["labels"] as? [Any])?.count, 3)
+        XCTAssertNil(objects[0]["truncated"])
+        let kept = try XCTUnwrap(objects[1]["tokens"] as? [String])
+        XCTAssert(kept.count < 20 && kept == Array(words.prefix(kept.count)), "\(kept)")
+        XCTAssertEqual((objects[1]["token_logits"] as? [[Double]])?.count, kept.count)
+        XCTAssertEqual(objects[1]["truncated"] as? Bool, true)
+
+        try "{\"tokens\": \"not a list\"}\n".write(toFile: folder + "/bad.jsonl", atomically: true, encoding: .utf8)
+        let bad = try runProduct("ptune", ["predict", "--model", model, "--adapter", fixture("ptv2_tokcls_adapter"),
+                                           "--input", folder + "/bad.jsonl"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssert(bad.standardError.contains("bad.jsonl:1: field 'tokens' is not a list of strings"), bad.standardError)
     }
 
     func testBadInputLineIsNamedAndNothingIsWritten() throws {
