@@ -137,12 +137,13 @@ public final class BertEncoder {
         w.query.forward(out: a.q.data, inp: queryInput, rows: queryRows, masks: maskSource(site + 3))
         w.key.forward(out: a.k.data, inp: input, rows: rows, masks: maskSource(site + 4))
         w.value.forward(out: a.v.data, inp: input, rows: rows, masks: maskSource(site + 5))
-        let attention = AttentionShape(batch: B, queries: positions, keys: T, prefix: shape.prompts, channels: C, heads: config.heads)
+        let attention = AttentionShape(batch: B, queries: positions, keys: T, prefix: shape.prompts, channels: C,
+                                       heads: config.heads)
         let attentionDropout = dropout(config.attentionDropout, site: site)
         keyMask.withUnsafeBufferPointer { mask in
             attentionForward(out: a.context.data, probs: a.probs.data, q: a.q.data, k: a.k.data, v: a.v.data,
-                             prefix: promptPrefix(index), keyMask: mask.baseAddress! + firstSequence * S, shape: attention, dropout: attentionDropout,
-                             scratch: attentionDropout == nil ? nil : scratch.data)
+                             prefix: promptPrefix(index), keyMask: mask.baseAddress! + firstSequence * S, shape: attention,
+                             dropout: attentionDropout, scratch: attentionDropout == nil ? nil : scratch.data)
         }
         // Output projection, dropout, residual, LayerNorm.
         w.attentionOutput.forward(out: a.attentionResidual.data, inp: a.context.data, rows: queryRows,
@@ -205,7 +206,11 @@ public final class BertEncoder {
 
         // Gradient of the last layer's output: the given one plus the pooler's share at position 0.
         let dHidden = g.hidden.data
-        if let dLastHiddenState { dHidden.update(from: dLastHiddenState, count: outputRows * C) } else { g.hidden.zero(first: outputRows * C) }
+        if let dLastHiddenState {
+            dHidden.update(from: dLastHiddenState, count: outputRows * C)
+        } else {
+            g.hidden.zero(first: outputRows * C)
+        }
         if let dPooled {
             g.pooled.data.update(from: dPooled, count: B * C)
             // Through tanh, in place: dpre = dpooled · (1 − pooled²).
