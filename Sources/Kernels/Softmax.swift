@@ -18,8 +18,9 @@ public func maskedSoftmaxForward(
             row.update(repeating: 0, count: columns)
             continue
         }
-        // Branch-free so it vectorizes: masked columns are multiplied by their 0.
-        for c in 0..<columns { row[c] = fastExp(row[c] - maxValue) * mask[c] }
+        // Branch-free so it vectorizes: masked columns are multiplied by their 0 (after clamping
+        // at 0, as unmasked ones are, so a masked score far above the maximum is not ∞ · 0).
+        for c in 0..<columns { row[c] = fastExp(min(row[c] - maxValue, 0)) * mask[c] }
         let inverse = 1 / sum(row, count: columns)
         for c in 0..<columns { row[c] *= inverse }
     }

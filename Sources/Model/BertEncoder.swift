@@ -28,11 +28,14 @@ public final class BertEncoder {
     /// config sets it, drawn from that seed and each sequence's key; without one it evaluates.
     /// Without `forBackward`, no activations are kept for a backward pass (prediction needs
     /// one layer's buffers, not all). With `positions: .first` the last hidden state holds
-    /// position 0 of each sequence only, (B, 1, C), which is all the pooler reads. The returned
-    /// view is valid until the next call.
+    /// position 0 of each sequence only, (B, 1, C), which is all the pooler reads. With a
+    /// `frozenCache`, the layers below the lowest trainable one run without dropout and their
+    /// output is kept per sequence key, then read back whenever every sequence of a batch is held
+    /// (see `FrozenOutputCache`). The returned view is valid until the next call.
     @discardableResult
     public func forward(_ batch: TokenBatch, prompts: Prompts = .none, dropoutSeed: UInt64? = nil,
-                        forBackward: Bool = true, positions: OutputPositions = .all) -> EncoderOutput {
+                        forBackward: Bool = true, positions: OutputPositions = .all,
+                        frozenCache: FrozenOutputCache? = nil) -> EncoderOutput {
         let C = config.hiddenSize
         let (inputP, kvP) = (prompts.inputLength, prompts.keyValueLength)
         let shape = PassShape(batch: batch.batch, length: batch.length + inputP, prompts: kvP)
@@ -46,7 +49,6 @@ public final class BertEncoder {
         let topPositions = positions == .first ? 1 : T
         pass = (shape, prompts, dropoutSeed.map { SequenceDropout(rate: 0, seed: $0, keys: batch.sequenceKeys) }, keptFrom,
                 topPositions)
-        let rows = B * T
 
         // Ids (B, T) of every position, prompt positions first, and the key mask (B, S).
         for b in 0..<B {
@@ -62,7 +64,57 @@ public final class BertEncoder {
             }
         }
 
-        // Embeddings: (B, T, C) = word[ids] (or the prompt) + position + token type, LayerNorm, dropout.
+        // The layers below the buffers' keptFrom keep nothing for backward: a chunk of sequences
+        // at a time through them, so their buffers are sized for the chunk; then the rest, whole batch.
+        // With a cache they run without dropout, once per sequence key.
+        let cache = acts.keptFrom > 0 ? frozenCache : nil
+        let frozenPositions = acts.keptFrom > 0 ? computedPositions(acts.keptFrom - 1) : T
+        if let cache, cache.holdsAll(batch.sequenceKeys, layer: acts.keptFrom - 1) {
+            cache.read(into: acts.frozenOutput.data, keys: batch.sequenceKeys, positions: frozenPositions, channels: C)
+        } else {
+            embeddingsForward(batch, prompts: prompts, acts, shape: shape, dropout: cache == nil)
+            for first in stride(from: 0, to: acts.keptFrom > 0 ? B : 0, by: acts.frozenChunk) {
+                let sequences = first..<min(first + acts.frozenChunk, B)
+                let chunk = PassShape(batch: sequences.count, length: T, prompts: shape.prompts)
+                withMasks(ofSequences: sequences, dropout: cache == nil) {
+                    var input = UnsafePointer(acts.embedded.data + first * T * C)
+                    for index in 0..<acts.keptFrom {
+                        layerForward(index, weights.layers[index], acts.layers[index], input: input, shape: chunk,
+                                     positions: computedPositions(index), keyMask: acts.keyMask, firstSequence: first,
+                                     scratch: acts.attentionScratch)
+                        input = UnsafePointer(acts.layers[index].output.data)
+                    }
+                    (acts.frozenOutput.data + first * frozenPositions * C).update(from: input,
+                                                                                  count: chunk.batch * frozenPositions * C)
+                }
+            }
+            // Each sequence's real positions (padding comes last), of those the frozen layers computed.
+            let lengths = (0..<B).map { b in
+                min(batch.attentionMask[(b * batch.length)..<((b + 1) * batch.length)].filter { $0 != 0 }.count, frozenPositions)
+            }
+            cache?.store(acts.frozenOutput.data, keys: batch.sequenceKeys, lengths: lengths, positions: frozenPositions,
+                         channels: C)
+        }
+        for index in acts.keptFrom..<config.layers {
+            layerForward(index, weights.layers[index], acts.layers[index], input: acts.layerInput(index), shape: shape,
+                         positions: computedPositions(index), keyMask: acts.keyMask, firstSequence: 0,
+                         scratch: acts.attentionScratch)
+        }
+        let input = acts.layerInput(config.layers)
+
+        // Pooler: tanh(dense(hidden state at position 0)).
+        for b in 0..<B { (acts.classifierTokens.data + b * C).update(from: input + b * topPositions * C, count: C) }
+        weights.pooler.forward(out: acts.pooled.data, inp: acts.classifierTokens.data, rows: B, masks: maskSource(1))
+        tanhForward(out: acts.pooled.data, inp: acts.pooled.data, count: B * C)
+        return EncoderOutput(batch: B, length: topPositions, channels: C, promptPositions: min(inputP, topPositions),
+                             lastHiddenState: input, pooled: acts.pooled.data, buffers: acts)
+    }
+
+    /// Embeddings: (B, T, C) = word[ids] (or the input prompt) + position + token type, LayerNorm,
+    /// and (when training and `dropout`) dropout, into `acts.embedded`.
+    private func embeddingsForward(_ batch: TokenBatch, prompts: Prompts, _ acts: BertActivations, shape: PassShape,
+                                   dropout withDropout: Bool) {
+        let (B, T, C, rows, inputP) = (shape.batch, shape.length, config.hiddenSize, shape.rows, prompts.inputLength)
         let sum = acts.embeddingSum.data
         acts.inputIds.withUnsafeBufferPointer { ids in
             embeddingForward(out: sum, ids: ids.baseAddress!, table: weights.wordEmbeddings.value.data, count: rows, channels: C)
@@ -80,39 +132,9 @@ public final class BertEncoder {
         }
         weights.embeddingNorm.forward(out: acts.embedded.data, mean: acts.embeddingMean.data,
                                       rstd: acts.embeddingRstd.data, inp: sum, rows: rows)
+        guard withDropout else { return }
         dropout(config.hiddenDropout, site: 0)?.forward(out: acts.embedded.data, inp: acts.embedded.data,
                                                          elementsPerSequence: T * C)
-
-        // The layers below the buffers' keptFrom keep nothing for backward: a chunk of sequences
-        // at a time through them, so their buffers are sized for the chunk; then the rest, whole batch.
-        for first in stride(from: 0, to: acts.keptFrom > 0 ? B : 0, by: acts.frozenChunk) {
-            let sequences = first..<min(first + acts.frozenChunk, B)
-            let chunk = PassShape(batch: sequences.count, length: T, prompts: shape.prompts)
-            withMasks(ofSequences: sequences) {
-                var input = UnsafePointer(acts.embedded.data + first * T * C)
-                for index in 0..<acts.keptFrom {
-                    layerForward(index, weights.layers[index], acts.layers[index], input: input, shape: chunk,
-                                 positions: computedPositions(index), keyMask: acts.keyMask, firstSequence: first,
-                                 scratch: acts.attentionScratch)
-                    input = UnsafePointer(acts.layers[index].output.data)
-                }
-                let positions = computedPositions(acts.keptFrom - 1)
-                (acts.frozenOutput.data + first * positions * C).update(from: input, count: chunk.batch * positions * C)
-            }
-        }
-        for index in acts.keptFrom..<config.layers {
-            layerForward(index, weights.layers[index], acts.layers[index], input: acts.layerInput(index), shape: shape,
-                         positions: computedPositions(index), keyMask: acts.keyMask, firstSequence: 0,
-                         scratch: acts.attentionScratch)
-        }
-        let input = acts.layerInput(config.layers)
-
-        // Pooler: tanh(dense(hidden state at position 0)).
-        for b in 0..<B { (acts.classifierTokens.data + b * C).update(from: input + b * topPositions * C, count: C) }
-        weights.pooler.forward(out: acts.pooled.data, inp: acts.classifierTokens.data, rows: B, masks: maskSource(1))
-        tanhForward(out: acts.pooled.data, inp: acts.pooled.data, count: B * C)
-        return EncoderOutput(batch: B, length: topPositions, channels: C, promptPositions: min(inputP, topPositions),
-                             lastHiddenState: input, pooled: acts.pooled.data, buffers: acts)
     }
 
     /// Positions of each sequence whose outputs layer `index` computes in the current pass:
@@ -357,10 +379,11 @@ public final class BertEncoder {
     }
 
     /// Runs `body` with the pass's dropout masks narrowed to `sequences`, as a chunk of the batch
-    /// sees them: each sequence keeps its own masks whatever chunk it is in.
-    private func withMasks(ofSequences sequences: Range<Int>, _ body: () -> Void) {
+    /// sees them: each sequence keeps its own masks whatever chunk it is in. Without `dropout`,
+    /// `body` runs with none, as in evaluation.
+    private func withMasks(ofSequences sequences: Range<Int>, dropout: Bool = true, _ body: () -> Void) {
         guard let masks = pass?.masks else { return body() }
-        pass!.masks = SequenceDropout(rate: masks.rate, seed: masks.seed, keys: Array(masks.keys[sequences]))
+        pass!.masks = dropout ? SequenceDropout(rate: masks.rate, seed: masks.seed, keys: Array(masks.keys[sequences])) : nil
         body()
         pass!.masks = masks
     }

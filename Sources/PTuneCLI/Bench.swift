@@ -15,6 +15,8 @@ struct Bench: ParsableCommand {
     @Option(help: "Tokens per sequence.") var seq = 128
     @Option(help: "Timed steps (after two warm-up steps).") var steps = 6
     @Flag(help: "Print one JSON object.") var json = false
+    @Flag(help: "Keep the frozen layers' outputs from the first step and skip those layers after it (as epochs after the first do with `train --cache-frozen-layers`).")
+    var cacheFrozenLayers = false
 
     func run() throws {
         let spec = try method.spec()
@@ -24,6 +26,7 @@ struct Bench: ParsableCommand {
                                head: TaskHead(kind: .classification, labels: 2, hiddenSize: pretrained.config.hiddenSize,
                                               dropout: pretrained.config.hiddenDropout, seed: 0))
         let optimizer = AdamW(parameters: tuned.trainable)
+        let frozenCache = cacheFrozenLayers ? FrozenOutputCache() : nil
         var random = SplitMix(seed: 1)
         let ids = (0..<(batch * seq)).map { _ in Int32.random(in: 1000..<30000, using: &random) }
         let tokens = TokenBatch(batch: batch, length: seq, inputIds: ids, tokenTypeIds: [Int32](repeating: 0, count: batch * seq),
@@ -31,7 +34,7 @@ struct Bench: ParsableCommand {
         let labels = (0..<batch).map { _ in Int32.random(in: 0..<2, using: &random) }
         func step(_ index: Int) {
             tuned.parameters.zeroGradients()
-            tuned.forward(tokens, dropoutSeed: UInt64(index))
+            tuned.forward(tokens, dropoutSeed: UInt64(index), frozenCache: frozenCache)
             _ = tuned.loss(labels: labels)
             tuned.backward(labels: labels)
             optimizer.update(lr: 1e-3, gradientScale: gradientClipping(tuned.trainable, maxNorm: 1).factor)

@@ -17,6 +17,8 @@ struct TrainOptions: ParsableArguments {
     @Option(help: "Seed of initial values, batch order and dropout.") var seed: UInt64 = 42
     @Option(help: "Truncate examples to this many tokens.") var maxLength = 128
     @Option(help: "Log every N steps.") var logEvery = 10
+    @Flag(help: "Run the layers below the lowest trainable one without dropout and keep their output per training example, so later epochs skip them (Freeze tuning; memory: 4 bytes x hidden size per token).")
+    var cacheFrozenLayers = false
 
     /// The settings for one task, P-tuning v2 starting from `initialPrompt` when given.
     func settings(task: String, model: String, method: MethodSpec, initialPrompt: String? = nil) -> TrainingSettings {
@@ -33,6 +35,7 @@ struct TrainOptions: ParsableArguments {
         settings.seed = seed
         settings.maxLength = maxLength
         settings.logEvery = logEvery
+        settings.cacheFrozenLayers = cacheFrozenLayers
         return settings
     }
 }

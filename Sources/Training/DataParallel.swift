@@ -10,10 +10,11 @@ import Tuning
 /// masks match one process, divides its loss by the global number of labelled rows, and the
 /// trainable gradients are then summed over the ranks. The gradients left in `exchange`'s
 /// parameters are those one process would compute on the whole batch.
-/// Returns the global mean loss and the global number of real tokens.
+/// Returns the global mean loss and the global number of real tokens. `frozenCache` keeps the
+/// frozen layers' outputs of this rank's examples (see `BertEncoder.forward`).
 public func computeGradients(
     _ model: TunedModel, on data: SplitData, members: [Int], exchange: GradientExchange,
-    paddingId: Int32, dropoutSeed: UInt64
+    paddingId: Int32, dropoutSeed: UInt64, frozenCache: FrozenOutputCache? = nil
 ) -> (loss: Double, tokens: Int) {
     let communicator = exchange.communicator
     let share = Array(members[(members.count * communicator.rank / communicator.size)
@@ -23,7 +24,7 @@ public func computeGradients(
     var local = [0.0, 0.0]   // Σ loss over counted rows, real tokens
     if !share.isEmpty {
         let batch = data.batch(share, paddingId: paddingId, length: members.map { data.lengths[$0] }.max())
-        model.forward(batch.tokens, dropoutSeed: dropoutSeed)
+        model.forward(batch.tokens, dropoutSeed: dropoutSeed, frozenCache: frozenCache)
         let (loss, count) = model.head.loss(labels: batch.labels)
         model.backward(labels: batch.labels, normalizer: globalCount, layerFinished: exchange.layerFinished)
         local = [Double(loss) * Double(count), Double(batch.tokens.tokenCount)]

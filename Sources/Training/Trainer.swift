@@ -31,6 +31,8 @@ public final class Trainer {
     public let exchange: GradientExchange
     private let logPrefix: String
     private let optimizer: AdamW
+    /// The frozen layers' outputs of the training examples, with `cacheFrozenLayers`.
+    private let frozenCache: FrozenOutputCache?
     private var step = 0
     private var bestScore = -Double.infinity, bestStep = 0, evaluationsWithoutGain = 0
     private var wallSeconds = 0.0
@@ -71,6 +73,7 @@ public final class Trainer {
         model = TunedModel(weights: pretrained.weights, components: components, head: head)
         optimizer = AdamW(parameters: model.trainable, weightDecay: settings.weightDecay)
         exchange = GradientExchange(communicator: communicator, parameters: model.trainable)
+        frozenCache = settings.cacheFrozenLayers ? FrozenOutputCache() : nil
         if resume {
             try restore()
         } else {
@@ -119,7 +122,7 @@ public final class Trainer {
             let started = clock.now
             let (loss, stepTokens) = computeGradients(model, on: train, members: batches[step % stepsPerEpoch],
                                                       exchange: exchange, paddingId: pretrained.tokenizer.paddingId,
-                                                      dropoutSeed: stepSeed(settings.seed, step))
+                                                      dropoutSeed: stepSeed(settings.seed, step), frozenCache: frozenCache)
             let clipping = gradientClipping(model.trainable, maxNorm: settings.maxGradNorm)
             let lr = linearSchedule(step: step, total: totalSteps,
                                     warmup: Int(settings.warmupRatio * Float(totalSteps)), peak: settings.learningRate)

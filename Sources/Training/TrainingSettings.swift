@@ -27,6 +27,9 @@ public struct TrainingSettings: Equatable {
     public var headDropout: Float = 0.1
     /// A pretrained prompt to start P-tuning v2 from (`prompt.safetensors` of `ptune pretrain`).
     public var initialPrompt: String?
+    /// Run the layers below the lowest trainable one without dropout and keep their output per
+    /// training example, so epochs after the first skip them (Freeze tuning; see `FrozenOutputCache`).
+    public var cacheFrozenLayers = false
 
     public init(taskSpec: String, modelFolder: String, method: MethodSpec, learningRate: Float? = nil) {
         self.taskSpec = taskSpec
@@ -57,6 +60,7 @@ public struct TrainingSettings: Equatable {
         if let evalEvery { object["eval_every"] = evalEvery }
         if let patience { object["patience"] = patience }
         if let initialPrompt { object["initial_prompt"] = initialPrompt }
+        if cacheFrozenLayers { object["cache_frozen_layers"] = true }
         return object
     }
 
@@ -78,6 +82,7 @@ public struct TrainingSettings: Equatable {
         evalEvery = json["eval_every"] as? Int
         patience = json["patience"] as? Int
         initialPrompt = json["initial_prompt"] as? String
+        cacheFrozenLayers = json["cache_frozen_layers"] as? Bool ?? false
     }
 
     /// Checks the numbers; errors name the option.

@@ -42,13 +42,15 @@ public final class TunedModel {
 
     /// Logits of `batch`: (B, labels) or, for tagging, (B, T, labels). Training when `dropoutSeed`
     /// is set; without `forBackward` (prediction) no activations are kept for a backward pass.
+    /// `frozenCache` keeps the frozen layers' outputs across passes (see `BertEncoder.forward`).
     @discardableResult
-    public func forward(_ batch: TokenBatch, dropoutSeed: UInt64? = nil, forBackward: Bool = true) -> Tensor {
+    public func forward(_ batch: TokenBatch, dropoutSeed: UInt64? = nil, forBackward: Bool = true,
+                        frozenCache: FrozenOutputCache? = nil) -> Tensor {
         var prompts = Prompts.none
         for component in components { component.addPrompts(to: &prompts, dropoutSeed: dropoutSeed) }
         // A classification head reads only the pooled position 0, so the top layer computes no other.
         let output = encoder.forward(batch, prompts: prompts, dropoutSeed: dropoutSeed, forBackward: forBackward,
-                                     positions: head.kind == .classification ? .first : .all)
+                                     positions: head.kind == .classification ? .first : .all, frozenCache: frozenCache)
         self.output = output
         return head.forward(output, masks: dropoutSeed.map { SequenceDropout(rate: 0, seed: $0, keys: batch.sequenceKeys) })
     }

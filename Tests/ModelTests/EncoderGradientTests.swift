@@ -194,6 +194,45 @@ final class EncoderGradientTests: XCTestCase {
         }
     }
 
+    /// With a frozen-output cache, layer 0 (below the trainable top layer) runs without dropout,
+    /// once per sequence key; a later pass reads it back, in another batch with other padding, and
+    /// gives what computing it there gives: the real positions' outputs and the gradients.
+    func testFrozenOutputCacheGivesWhatComputingGives() {
+        let weights = randomWeights(seed: 11)
+        let top = weights.parameters.all.filter { $0.name.hasPrefix("encoder.layer.1.") }
+        for parameter in top { parameter.setTrainable(true) }
+        let first = Encoding(inputIds: [1, 5, 7, 2], tokenTypeIds: [0, 0, 0, 0])
+        let second = Encoding(inputIds: [1, 9, 2], tokenTypeIds: [0, 0, 0])
+        let together = TokenBatch(encodings: [first, second], sequenceKeys: [11, 12])
+        let alone = TokenBatch(encodings: [second], length: 5, sequenceKeys: [12])
+
+        let training = FrozenOutputCache(), evaluation = FrozenOutputCache()
+        let encoder = BertEncoder(weights: weights)
+        encoder.forward(together, dropoutSeed: 5, frozenCache: training)
+        BertEncoder(weights: weights).forward(together, frozenCache: evaluation)
+        XCTAssertEqual(training.count, 2)
+        XCTAssertEqual(training.floats, 7 * config.hiddenSize, "real positions only")
+        for key: UInt64 in [11, 12] {
+            XCTAssertNotNil(training.output(of: key))
+            XCTAssertEqual(training.output(of: key), evaluation.output(of: key), "no dropout below the trainable layer")
+        }
+
+        var random = SeededRandom(seed: 15)
+        let dPooled = random.tensor([1, config.hiddenSize]), dHidden = random.tensor([1, 5, config.hiddenSize])
+        for i in (3 * config.hiddenSize)..<dHidden.count { dHidden[i] = 0 }   // padding: no loss reads it
+        var results: [[Float]] = []
+        for (encoder, cache) in [(encoder, training), (BertEncoder(weights: weights), FrozenOutputCache())] {
+            let output = encoder.forward(alone, dropoutSeed: 7, frozenCache: cache)
+            var result = output.pooledOutput(0) + (0..<3).flatMap { output.hidden(0, $0) }
+            weights.parameters.zeroGradients()
+            encoder.backward(dLastHiddenState: dHidden.data, dPooled: dPooled.data)
+            result += top.flatMap { $0.gradient!.array }
+            results.append(result)
+        }
+        XCTAssertEqual(results[0].count, results[1].count)
+        for (x, y) in zip(results[0], results[1]) { XCTAssertEqual(x, y, accuracy: 1e-5 * max(1, abs(x))) }
+    }
+
     func testMergedLowRankUpdateGivesTheSameOutputs() {
         let weights = randomWeights(seed: 7)
         var random = SeededRandom(seed: 8)

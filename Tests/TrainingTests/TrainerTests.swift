@@ -90,6 +90,45 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(try strip(try metrics(folder + "/whole")), try strip(try metrics(folder + "/resumed")))
     }
 
+    /// With dropout off in the model, keeping the frozen layers' outputs changes nothing but the
+    /// work: Freeze tuning over three epochs ends with the parameters it ends with without the cache.
+    func testCachingTheFrozenLayersTrainsAsComputingThemDoes() throws {
+        let task = try makeTask()
+        let folder = try temporaryFolder(self)
+        let original = try pretrainedModelFolder()
+        let model = folder + "/model-without-dropout"
+        try FileManager.default.createDirectory(atPath: model, withIntermediateDirectories: true)
+        for file in ["model.safetensors", "vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
+        where FileManager.default.fileExists(atPath: original + "/" + file) {
+            try FileManager.default.createSymbolicLink(atPath: model + "/" + file, withDestinationPath: original + "/" + file)
+        }
+        var config = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: original + "/config.json")))
+                                   as? [String: Any])
+        config["hidden_dropout_prob"] = 0.0
+        config["attention_probs_dropout_prob"] = 0.0
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: model + "/config.json"))
+
+        var trainers: [Trainer] = []
+        for cache in [false, true] {
+            var settings = try settings(task, .freeze(layers: 2, modules: .ff), steps: 24, lr: 1e-3)
+            settings.modelFolder = model
+            settings.cacheFrozenLayers = cache
+            let trainer = try Trainer(settings: settings, folder: folder + "/run-\(cache)")
+            try trainer.run()
+            trainers.append(trainer)
+        }
+        let recorded = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: folder + "/run-true/config.json")))
+        XCTAssertEqual((recorded as? [String: Any])?["cache_frozen_layers"] as? Bool, true)
+        for (a, b) in zip(trainers[0].model.trainable, trainers[1].model.trainable) {
+            XCTAssertEqual(a.name, b.name)
+            let scale = a.value.array.map(abs).max() ?? 1
+            for (x, y) in zip(a.value.array, b.value.array) { XCTAssertEqual(x, y, accuracy: 1e-4 * scale, a.name) }
+        }
+        let losses = try [false, true].map { try metrics(folder + "/run-\($0)").compactMap { $0["loss"] as? Double } }
+        XCTAssertEqual(losses[0].count, 12)
+        for (x, y) in zip(losses[0], losses[1]) { XCTAssertEqual(x, y, accuracy: 1e-4) }
+    }
+
     func testBadDataStopsBeforeTheRunFolderIsWritten() throws {
         let task = try makeTask()
         let train = (task as NSString).deletingLastPathComponent + "/train.jsonl"
