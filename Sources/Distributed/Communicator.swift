@@ -64,7 +64,13 @@ extension Communicator {
     public func broadcast(_ bytes: Data, root: Int) -> Data { allGather(rank == root ? bytes : Data())[root] }
 
     /// A prefix for log lines that names the rank when there are several.
-    public var logPrefix: String { size > 1 ? "[rank \(rank)/\(size)] " : "" }
+    public var logPrefix: String { logPrefix(group: nil) }
+
+    /// A prefix for log lines that names the rank, and the rank group it trains in, when there are several ranks.
+    public func logPrefix(group: Int?) -> String {
+        guard size > 1 else { return "" }
+        return "[rank \(rank)/\(size)" + (group.map { ", group \($0)" } ?? "") + "] "
+    }
 
     /// `outcome`'s value if it succeeded on every rank; otherwise, on every rank, a
     /// `CollectiveError` naming each rank that failed and why, so rank 0 can report a failure

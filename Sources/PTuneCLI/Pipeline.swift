@@ -37,6 +37,14 @@ struct PretrainOptions: ParsableArguments {
     }
 }
 
+/// Where a multi-task job runs its tasks and writes its results, shared by `adapt` and `run`.
+struct JobOptions: ParsableArguments {
+    @Option(help: "Rank groups training tasks side by side (at most the number of ranks).") var groups = 1
+    @Option(help: "Folder for the job: runs/ and registry/ (run: also pretrain/, scratch/ and results.md).") var out: String
+    @Flag(help: "Continue an interrupted job in --out: finished stages and tasks are kept, interrupted ones resume from their checkpoint.")
+    var resume = false
+}
+
 struct Pretrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Multi-task prompt pretraining (P-tuning v2): one deep prompt shared by the tasks, a head each, across all ranks.")
@@ -66,14 +74,11 @@ struct Adapt: ParsableCommand {
     @OptionGroup var method: MethodOptions
     @OptionGroup var options: TrainOptions
     @Option(help: "Start P-tuning v2 from this pretrained prompt (prompt.safetensors of ptune pretrain).") var initialPrompt: String?
-    @Option(help: "Rank groups training tasks side by side (at most the number of ranks).") var groups = 1
-    @Option(help: "Folder for runs/ and registry/.") var out: String
-    @Flag(help: "Continue an interrupted job in --out: finished tasks are kept, interrupted ones resume from their checkpoint.")
-    var resume = false
+    @OptionGroup var job: JobOptions
 
     func run() throws {
         try withCommunicator { world in
-            let adaptation = try Adaptation(world: world, groups: groups, out: out, resume: resume)
+            let adaptation = try Adaptation(world: world, groups: job.groups, out: job.out, resume: job.resume)
             let spec = try method.spec()
             let results = try adaptation.run(tasks: taskList.specs) {
                 options.settings(task: $0, model: model.folder, method: spec, initialPrompt: initialPrompt)
@@ -91,12 +96,10 @@ struct Run: ParsableCommand {
     @OptionGroup var taskList: TaskList
     @OptionGroup var pretrain: PretrainOptions
     @OptionGroup var options: TrainOptions
-    @Option(help: "Rank groups adapting tasks side by side.") var groups = 1
-    @Option(help: "Folder for pretrain/, runs/, scratch/, registry/ and results.md.") var out: String
-    @Flag(help: "Continue an interrupted pipeline in --out: finished stages and tasks are kept, interrupted tasks resume from their checkpoint.")
-    var resume = false
+    @OptionGroup var job: JobOptions
 
     func run() throws {
+        let (groups, out, resume) = (job.groups, job.out, job.resume)
         try withCommunicator { world in
             let pretrainer = try PromptPretrainer(
                 settings: pretrain.settings(tasks: taskList.specs, model: model.folder, seed: options.seed, maxLength: options.maxLength),

@@ -66,7 +66,7 @@ public final class Adaptation {
                 let started = ContinuousClock.now
                 let trainer = try Trainer(settings: settings(task), folder: folder,
                                           resume: resume && FileManager.default.fileExists(atPath: folder + "/checkpoint.safetensors"),
-                                          communicator: group, logPrefix: world.size > 1 ? "[rank \(world.rank)/\(world.size), group \(color)] " : "")
+                                          communicator: group, logPrefix: world.logPrefix(group: color))
                 guard let trained = try trainer.run() else { continue }
                 summary = trained
                 summary["wall_seconds"] = (ContinuousClock.now - started).seconds
