@@ -23,7 +23,10 @@ public struct AttentionShape: Sendable {
     public var probabilityCount: Int { batch * heads * queries * attended }
 
     /// Floats of scratch space the forward pass needs with dropout: T · S per thread.
-    public var forwardScratchCount: Int { Parallelism.threads * queries * attended }
+    public var forwardScratchCount: Int { Self.forwardScratchCount(queries: queries, attended: attended) }
+
+    /// Floats of scratch space the forward pass needs with dropout for T queries over S positions, any batch.
+    public static func forwardScratchCount(queries: Int, attended: Int) -> Int { Parallelism.threads * queries * attended }
 
     /// Floats of scratch space the backward pass needs: 2 · T · S per thread.
     public var scratchCount: Int { Self.scratchCount(queries: queries, attended: attended) }

@@ -114,16 +114,20 @@ final class BertActivations {
         positionIds = Array(repeating: 0, count: rows)
         tokenTypeIds = Array(repeating: 0, count: rows)
         keyMask = Array(repeating: 0, count: shape.keyRows)
-        let make = { (sequences: Int, index: Int) in
-            LayerActivations(config: config, sequences: sequences, shape: shape,
-                             positions: index == config.layers - 1 && !plan.everyTopPosition ? 1 : shape.length)
+        let make = { (sequences: Int, positions: Int) in
+            LayerActivations(config: config, sequences: sequences, shape: shape, positions: positions)
         }
+        let topPositions = plan.everyTopPosition ? shape.length : 1
         // A layer reads its input (the previous layer's output) before it writes its own, but two
-        // alternating sets keep that true without relying on the order within a layer.
-        let shared = keptFrom > 0 ? [make(frozenChunk, 0), make(frozenChunk, 0)] : []
-        layers = (0..<config.layers).map { $0 < keptFrom ? shared[$0 % 2] : make(shape.batch, $0) }
+        // alternating sets keep that true without relying on the order within a layer. They are
+        // sized for every position, as they may hold the top layer too.
+        let shared = keptFrom > 0 ? [make(frozenChunk, shape.length), make(frozenChunk, shape.length)] : []
+        layers = (0..<config.layers).map { index in
+            index < keptFrom ? shared[index % 2] : make(shape.batch, index == config.layers - 1 ? topPositions : shape.length)
+        }
         frozenOutput = Tensor(shape: [keptFrom > 0 ? rows : 0, c])
-        attentionScratch = Tensor(shape: [plan.withDropout ? Parallelism.threads * shape.length * shape.keys : 0])
+        attentionScratch = Tensor(shape: [plan.withDropout ? AttentionShape.forwardScratchCount(queries: shape.length,
+                                                                                                attended: shape.keys) : 0])
         classifierTokens = Tensor(shape: [shape.batch, c])
         pooled = Tensor(shape: [shape.batch, c])
     }

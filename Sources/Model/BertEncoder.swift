@@ -73,27 +73,15 @@ public final class BertEncoder {
             cache.read(into: acts.frozenOutput.data, keys: batch.sequenceKeys, positions: frozenPositions, channels: C)
         } else {
             embeddingsForward(batch, prompts: prompts, acts, shape: shape, dropout: cache == nil)
-            for first in stride(from: 0, to: acts.keptFrom > 0 ? B : 0, by: acts.frozenChunk) {
-                let sequences = first..<min(first + acts.frozenChunk, B)
-                let chunk = PassShape(batch: sequences.count, length: T, prompts: shape.prompts)
-                withMasks(ofSequences: sequences, dropout: cache == nil) {
-                    var input = UnsafePointer(acts.embedded.data + first * T * C)
-                    for index in 0..<acts.keptFrom {
-                        layerForward(index, weights.layers[index], acts.layers[index], input: input, shape: chunk,
-                                     positions: computedPositions(index), keyMask: acts.keyMask, firstSequence: first,
-                                     scratch: acts.attentionScratch)
-                        input = UnsafePointer(acts.layers[index].output.data)
-                    }
-                    (acts.frozenOutput.data + first * frozenPositions * C).update(from: input,
-                                                                                  count: chunk.batch * frozenPositions * C)
+            frozenLayersForward(acts, shape: shape, outputPositions: frozenPositions, dropout: cache == nil)
+            if let cache {
+                // Each sequence's real positions (padding comes last), of those the frozen layers computed.
+                let lengths = (0..<B).map { b in
+                    min(batch.attentionMask[(b * batch.length)..<((b + 1) * batch.length)].filter { $0 != 0 }.count, frozenPositions)
                 }
+                cache.store(acts.frozenOutput.data, keys: batch.sequenceKeys, lengths: lengths, positions: frozenPositions,
+                            channels: C)
             }
-            // Each sequence's real positions (padding comes last), of those the frozen layers computed.
-            let lengths = (0..<B).map { b in
-                min(batch.attentionMask[(b * batch.length)..<((b + 1) * batch.length)].filter { $0 != 0 }.count, frozenPositions)
-            }
-            cache?.store(acts.frozenOutput.data, keys: batch.sequenceKeys, lengths: lengths, positions: frozenPositions,
-                         channels: C)
         }
         for index in acts.keptFrom..<config.layers {
             layerForward(index, weights.layers[index], acts.layers[index], input: acts.layerInput(index), shape: shape,
@@ -108,6 +96,27 @@ public final class BertEncoder {
         tanhForward(out: acts.pooled.data, inp: acts.pooled.data, count: B * C)
         return EncoderOutput(batch: B, length: topPositions, channels: C, promptPositions: min(inputP, topPositions),
                              lastHiddenState: input, pooled: acts.pooled.data, buffers: acts)
+    }
+
+    /// The layers below the buffers' keptFrom, a chunk of sequences at a time, into `acts.frozenOutput`
+    /// ((B, outputPositions, C): the last of them may be the top layer); without `dropout` they run
+    /// with none, as in evaluation.
+    private func frozenLayersForward(_ acts: BertActivations, shape: PassShape, outputPositions: Int, dropout: Bool) {
+        let (B, T, C) = (shape.batch, shape.length, config.hiddenSize)
+        for first in stride(from: 0, to: acts.keptFrom > 0 ? B : 0, by: acts.frozenChunk) {
+            let sequences = first..<min(first + acts.frozenChunk, B)
+            let chunk = PassShape(batch: sequences.count, length: T, prompts: shape.prompts)
+            withMasks(ofSequences: sequences, dropout: dropout) {
+                var input = UnsafePointer(acts.embedded.data + first * T * C)
+                for index in 0..<acts.keptFrom {
+                    layerForward(index, weights.layers[index], acts.layers[index], input: input, shape: chunk,
+                                 positions: computedPositions(index), keyMask: acts.keyMask, firstSequence: first,
+                                 scratch: acts.attentionScratch)
+                    input = UnsafePointer(acts.layers[index].output.data)
+                }
+                (acts.frozenOutput.data + first * outputPositions * C).update(from: input, count: chunk.batch * outputPositions * C)
+            }
+        }
     }
 
     /// Embeddings: (B, T, C) = word[ids] (or the input prompt) + position + token type, LayerNorm,
@@ -404,7 +413,7 @@ public final class BertEncoder {
     private func throughDropout(_ gradient: UnsafeMutablePointer<Float>, into scratch: Tensor, sequences: Int, positions: Int,
                                 _ dropout: SequenceDropout?) -> UnsafeMutablePointer<Float> {
         guard let dropout else { return gradient }
-        scratch.data.update(repeating: 0, count: sequences * positions * config.hiddenSize)
+        scratch.zero(first: sequences * positions * config.hiddenSize)
         dropout.backward(dinp: scratch.data, dout: gradient, elementsPerSequence: positions * config.hiddenSize)
         return scratch.data
     }
