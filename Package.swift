@@ -27,11 +27,10 @@ let package = Package(
             providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]
         ),
         .systemLibrary(
-            name: "COpenBLAS",
-            pkgConfig: "openblas",
-            providers: [.apt(["libopenblas-dev"])]
+            name: "CDNNL",
+            providers: [.apt(["libdnnl-dev"])]
         ),
-        .target(name: "Kernels", dependencies: ["COpenBLAS"], swiftSettings: kernelSettings),
+        .target(name: "Kernels", dependencies: ["CDNNL"], swiftSettings: kernelSettings),
         .target(name: "Model", dependencies: ["Kernels"]),
         .target(name: "Tuning", dependencies: ["Model"]),
         .target(name: "Tasks", dependencies: ["Tuning"]),

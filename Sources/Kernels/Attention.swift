@@ -22,17 +22,17 @@ public struct AttentionShape: Sendable {
     /// Elements of one probability tensor (B, H, T, S).
     public var probabilityCount: Int { batch * heads * queries * attended }
 
-    /// Floats of scratch space the forward pass needs with dropout: T · S per thread.
-    public var forwardScratchCount: Int { Self.forwardScratchCount(queries: queries, attended: attended) }
+    /// Floats of scratch space the forward pass needs: the prefix's keys and values repeated for
+    /// every sequence, (B, P, C) each (oneDNN runs a product whose operand is shared across the
+    /// batch only in its reference code, far slower than the copy), and with dropout the dropped
+    /// probabilities, (B, H, T, S).
+    public func forwardScratchCount(withDropout: Bool) -> Int { prefixCopyCount + (withDropout ? probabilityCount : 0) }
 
-    /// Floats of scratch space the forward pass needs with dropout for T queries over S positions, any batch.
-    public static func forwardScratchCount(queries: Int, attended: Int) -> Int { Parallelism.threads * queries * attended }
+    /// Floats of scratch space the backward pass needs: the repeated prefix, then the scores'
+    /// gradient and the dropped probabilities, (B, H, T, S) each.
+    public var scratchCount: Int { prefixCopyCount + 2 * probabilityCount }
 
-    /// Floats of scratch space the backward pass needs: 2 · T · S per thread.
-    public var scratchCount: Int { Self.scratchCount(queries: queries, attended: attended) }
-
-    /// Floats of scratch space the backward pass needs for T queries over S positions, any batch.
-    public static func scratchCount(queries: Int, attended: Int) -> Int { Parallelism.threads * 2 * queries * attended }
+    fileprivate var prefixCopyCount: Int { 2 * batch * prefix * channels }
 }
 
 /// Key and value rows that every sequence of a batch attends to before its own: P rows of
@@ -49,12 +49,14 @@ public struct AttentionPrefix {
     }
 }
 
-/// Scaled dot-product attention, every head at once; heads are column slices of (B, ·, C).
+/// Scaled dot-product attention, every head at once; heads are column slices of (B, ·, C). Each
+/// product runs once over all sequences and heads (a batched product reading the slices in place),
+/// the softmax and dropout between them head by head over the threads.
 /// - Parameters:
 ///   - out: (B, T, C) attention output, heads concatenated.
 ///   - probs: (B, H, T, S) softmax probabilities (before dropout), saved for the backward pass,
 ///     which redraws the dropout masks rather than keeping the dropped copy.
-///   - scratch: `shape.forwardScratchCount` floats for the dropped probabilities; needed only with dropout.
+///   - scratch: `shape.forwardScratchCount(withDropout:)` floats; needed only with dropout or a prefix.
 ///   - q: (B, T, C); k, v: (B, K, C); prefix: `shape.prefix` rows (nil when there are none);
 ///     keyMask: (B, S), 1 = attend, 0 = padding.
 public func attentionForward(
@@ -64,45 +66,39 @@ public func attentionForward(
     scratch: UnsafeMutablePointer<Float>?
 ) {
     let (T, K, P, S, C, hs) = (shape.queries, shape.keys, shape.prefix, shape.attended, shape.channels, shape.headSize)
+    let H = shape.heads
     precondition((prefix == nil) == (P == 0), "a prefix of \(P) rows needs its keys and values")
     let scale = 1 / Float(hs).squareRoot()
-    WorkCounter.add(shape.batch * shape.heads * T, S, 2 * hs)   // scores and the weighted sum
-    // Heads are independent: split them over the threads.
-    parallelChunks(shape.batch * shape.heads) { chunk, heads in
-        for head in heads {
-            let (b, h) = (head / shape.heads, head % shape.heads)
-            let p = probs + head * T * S
-            let qh = q + b * T * C + h * hs, kh = k + b * K * C + h * hs, vh = v + b * K * C + h * hs
-            // (T, hs) · (S, hs)ᵀ → (T, S): the prefix's columns, then the sequence's own.
-            if let prefix {
-                gemm(transA: false, transB: true, m: T, n: P, k: hs, alpha: scale,
-                     a: qh, lda: C, b: prefix.keys + h * hs, ldb: prefix.stride, beta: 0, c: p, ldc: S)
-            }
-            gemm(transA: false, transB: true, m: T, n: K, k: hs, alpha: scale,
-                 a: qh, lda: C, b: kh, ldb: C, beta: 0, c: p + P, ldc: S)
-            maskedSoftmaxForward(p, mask: keyMask + b * S, rows: T, columns: S)
-            var weights = UnsafePointer(p)
-            if let dropout, let scratch {
-                let d = scratch + chunk * T * S
-                dropoutForward(out: d, inp: p, count: T * S, dropout: dropout.sequence(b).derived(UInt64(h)), parallel: false)
-                weights = UnsafePointer(d)
-            }
-            // (T, S) · (S, hs) → (T, hs), written into head h's columns
-            let outh = out + b * T * C + h * hs
-            if let prefix {
-                gemm(transA: false, transB: false, m: T, n: hs, k: P,
-                     a: weights, lda: S, b: prefix.values + h * hs, ldb: prefix.stride, beta: 0, c: outh, ldc: C)
-            }
-            gemm(transA: false, transB: false, m: T, n: hs, k: K,
-                 a: weights + P, lda: S, b: vh, ldb: C, beta: prefix == nil ? 0 : 1, c: outh, ldc: C)
-        }
+    let layout = HeadLayout(shape)
+    let (prefixKeys, prefixValues) = repeatPrefix(prefix, into: scratch, shape: shape)
+    // scores (T, S) = scale · q_h (T, hs) · [prefix k; k_h]ᵀ: the prefix's columns, then the sequence's own.
+    if let prefixKeys {
+        gemm(transA: false, transB: true, m: T, n: P, k: hs, alpha: scale, a: q, lda: C, b: prefixKeys, ldb: C,
+             beta: 0, c: probs, ldc: S, batch: layout.batch(a: layout.queries, b: layout.prefixShares, c: layout.scores))
     }
+    gemm(transA: false, transB: true, m: T, n: K, k: hs, alpha: scale, a: q, lda: C, b: k, ldb: C,
+         beta: 0, c: probs + P, ldc: S, batch: layout.batch(a: layout.queries, b: layout.keys, c: layout.scores))
+    forEachHead(shape) { head in
+        maskedSoftmaxForward(probs + head * T * S, mask: keyMask + head / H * S, rows: T, columns: S)
+    }
+    var weights = UnsafePointer(probs)
+    if let dropout, let scratch {
+        let dropped = scratch + shape.prefixCopyCount
+        dropProbabilities(into: dropped, probs: probs, shape: shape, dropout: dropout)
+        weights = UnsafePointer(dropped)
+    }
+    // out_h (T, hs) = weights (T, S) · [prefix v; v_h] (S, hs), written into head h's columns.
+    if let prefixValues {
+        gemm(transA: false, transB: false, m: T, n: hs, k: P, a: weights, lda: S, b: prefixValues, ldb: C,
+             beta: 0, c: out, ldc: C, batch: layout.batch(a: layout.scores, b: layout.prefixShares, c: layout.queries))
+    }
+    gemm(transA: false, transB: false, m: T, n: hs, k: K, a: weights + P, lda: S, b: v, ldb: C,
+         beta: prefix == nil ? 0 : 1, c: out, ldc: C, batch: layout.batch(a: layout.scores, b: layout.keys, c: layout.queries))
 }
 
 /// Attention backward; accumulates into dq (B, T, C), dk and dv (B, K, C), and, with a prefix,
-/// into `prefixGradients`: (B, P, C) each for its keys and values, every sequence's share apart
-/// (so no two threads write one element), for the caller to sum.
-/// `scratch` holds `shape.scratchCount` floats; `probs` are the forward's.
+/// into `prefixGradients`: (B, P, C) each for its keys and values, every sequence's share apart,
+/// for the caller to sum. `scratch` holds `shape.scratchCount` floats; `probs` are the forward's.
 public func attentionBackward(
     dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
     prefixGradients: (keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>)? = nil,
@@ -114,53 +110,103 @@ public func attentionBackward(
     precondition((prefix == nil) == (P == 0) && (prefixGradients == nil || prefix != nil),
                  "a prefix of \(P) rows needs its keys and values")
     let scale = 1 / Float(hs).squareRoot()
-    WorkCounter.add(shape.batch * shape.heads * T, S, 4 * hs)   // dweights, dv, dq, dk
-    parallelChunks(shape.batch * shape.heads) { chunk, heads in
-        let dscores = scratch + chunk * 2 * T * S, dropped = dscores + T * S
-        for head in heads {
-            let (b, h) = (head / shape.heads, head % shape.heads)
-            let p = probs + head * T * S
-            // The forward's dropped probabilities, redrawn from the same masks.
-            var weights = p
-            let headDropout = dropout?.sequence(b).derived(UInt64(h))
-            if let headDropout {
-                dropoutForward(out: dropped, inp: p, count: T * S, dropout: headDropout, parallel: false)
-                weights = UnsafePointer(dropped)
-            }
-            let qh = q + b * T * C + h * hs, kh = k + b * K * C + h * hs, vh = v + b * K * C + h * hs
-            let doh = dout + b * T * C + h * hs
-            let prefixKeyGradient = prefixGradients.map { $0.keys + b * P * C + h * hs }
-            let prefixValueGradient = prefixGradients.map { $0.values + b * P * C + h * hs }
-            // dscores (T, S) first holds the gradient of the (dropped) weights: dout_h (T, hs) · [prefix v; v_h]ᵀ
-            if let prefix {
-                gemm(transA: false, transB: true, m: T, n: P, k: hs,
-                     a: doh, lda: C, b: prefix.values + h * hs, ldb: prefix.stride, beta: 0, c: dscores, ldc: S)
-            }
-            gemm(transA: false, transB: true, m: T, n: K, k: hs,
-                 a: doh, lda: C, b: vh, ldb: C, beta: 0, c: dscores + P, ldc: S)
-            // d[prefix v; v_h] (S, hs) += weightsᵀ · dout_h
-            if let prefixValueGradient {
-                gemm(transA: true, transB: false, m: P, n: hs, k: T,
-                     a: weights, lda: S, b: doh, ldb: C, beta: 1, c: prefixValueGradient, ldc: C)
-            }
-            gemm(transA: true, transB: false, m: K, n: hs, k: T,
-                 a: weights + P, lda: S, b: doh, ldb: C, beta: 1, c: dv + b * K * C + h * hs, ldc: C)
-            // Through the dropout (when on) and the softmax, in place: the unscaled scores' gradient.
-            softmaxBackward(dscores, probs: p, rows: T, columns: S, dropped: headDropout == nil ? nil : UnsafePointer(dropped),
-                            scale: headDropout?.scale ?? 1)
-            // dq_h (T, hs) += scale · dscores · [prefix k; k_h] ; d[prefix k; k_h] (S, hs) += scale · dscoresᵀ · q_h
-            if let prefix {
-                gemm(transA: false, transB: false, m: T, n: hs, k: P, alpha: scale,
-                     a: dscores, lda: S, b: prefix.keys + h * hs, ldb: prefix.stride, beta: 1, c: dq + b * T * C + h * hs, ldc: C)
-            }
-            gemm(transA: false, transB: false, m: T, n: hs, k: K, alpha: scale,
-                 a: dscores + P, lda: S, b: kh, ldb: C, beta: 1, c: dq + b * T * C + h * hs, ldc: C)
-            if let prefixKeyGradient {
-                gemm(transA: true, transB: false, m: P, n: hs, k: T, alpha: scale,
-                     a: dscores, lda: S, b: qh, ldb: C, beta: 1, c: prefixKeyGradient, ldc: C)
-            }
-            gemm(transA: true, transB: false, m: K, n: hs, k: T, alpha: scale,
-                 a: dscores + P, lda: S, b: qh, ldb: C, beta: 1, c: dk + b * K * C + h * hs, ldc: C)
+    let layout = HeadLayout(shape)
+    let (prefixKeys, prefixValues) = repeatPrefix(prefix, into: scratch, shape: shape)
+    let dscores = scratch + shape.prefixCopyCount, dropped = dscores + shape.probabilityCount
+    // The forward's dropped probabilities, redrawn from the same masks.
+    var weights = probs
+    if let dropout {
+        dropProbabilities(into: dropped, probs: probs, shape: shape, dropout: dropout)
+        weights = UnsafePointer(dropped)
+    }
+    // dscores (T, S) first holds the gradient of the (dropped) weights: dout_h (T, hs) · [prefix v; v_h]ᵀ
+    if let prefixValues {
+        gemm(transA: false, transB: true, m: T, n: P, k: hs, a: dout, lda: C, b: prefixValues, ldb: C,
+             beta: 0, c: dscores, ldc: S, batch: layout.batch(a: layout.queries, b: layout.prefixShares, c: layout.scores))
+    }
+    gemm(transA: false, transB: true, m: T, n: K, k: hs, a: dout, lda: C, b: v, ldb: C,
+         beta: 0, c: dscores + P, ldc: S, batch: layout.batch(a: layout.queries, b: layout.keys, c: layout.scores))
+    // d[prefix v; v_h] (S, hs) += weightsᵀ · dout_h
+    if let prefixGradients {
+        gemm(transA: true, transB: false, m: P, n: hs, k: T, a: weights, lda: S, b: dout, ldb: C,
+             beta: 1, c: prefixGradients.values, ldc: C,
+             batch: layout.batch(a: layout.scores, b: layout.queries, c: layout.prefixShares))
+    }
+    gemm(transA: true, transB: false, m: K, n: hs, k: T, a: weights + P, lda: S, b: dout, ldb: C,
+         beta: 1, c: dv, ldc: C, batch: layout.batch(a: layout.scores, b: layout.queries, c: layout.keys))
+    // Through the dropout (when on) and the softmax, in place: the unscaled scores' gradient.
+    forEachHead(shape) { head in
+        softmaxBackward(dscores + head * T * S, probs: probs + head * T * S, rows: T, columns: S,
+                        dropped: dropout == nil ? nil : UnsafePointer(dropped + head * T * S),
+                        scale: dropout.map { 1 / (1 - $0.rate) } ?? 1)
+    }
+    // dq_h (T, hs) += scale · dscores · [prefix k; k_h]; d[prefix k; k_h] (S, hs) += scale · dscoresᵀ · q_h
+    if let prefixKeys {
+        gemm(transA: false, transB: false, m: T, n: hs, k: P, alpha: scale, a: dscores, lda: S, b: prefixKeys,
+             ldb: C, beta: 1, c: dq, ldc: C, batch: layout.batch(a: layout.scores, b: layout.prefixShares, c: layout.queries))
+    }
+    gemm(transA: false, transB: false, m: T, n: hs, k: K, alpha: scale, a: dscores + P, lda: S, b: k, ldb: C,
+         beta: 1, c: dq, ldc: C, batch: layout.batch(a: layout.scores, b: layout.keys, c: layout.queries))
+    if let prefixGradients {
+        gemm(transA: true, transB: false, m: P, n: hs, k: T, alpha: scale, a: dscores, lda: S, b: q, ldb: C,
+             beta: 1, c: prefixGradients.keys, ldc: C,
+             batch: layout.batch(a: layout.scores, b: layout.queries, c: layout.prefixShares))
+    }
+    gemm(transA: true, transB: false, m: K, n: hs, k: T, alpha: scale, a: dscores + P, lda: S, b: q, ldb: C,
+         beta: 1, c: dk, ldc: C, batch: layout.batch(a: layout.scores, b: layout.queries, c: layout.keys))
+}
+
+/// The prefix's keys and values repeated for every sequence into the start of `scratch`, (B, P, C)
+/// each (nil, nil without a prefix).
+private func repeatPrefix(_ prefix: AttentionPrefix?, into scratch: UnsafeMutablePointer<Float>?, shape: AttentionShape)
+    -> (keys: UnsafePointer<Float>?, values: UnsafePointer<Float>?) {
+    guard let prefix, let scratch else { return (nil, nil) }
+    let (P, C) = (shape.prefix, shape.channels)
+    let keys = scratch, values = scratch + shape.batch * P * C
+    for b in 0..<shape.batch {
+        for p in 0..<P {
+            (keys + (b * P + p) * C).update(from: prefix.keys + p * prefix.stride, count: C)
+            (values + (b * P + p) * C).update(from: prefix.values + p * prefix.stride, count: C)
         }
+    }
+    return (UnsafePointer(keys), UnsafePointer(values))
+}
+
+/// Runs `body` for every (sequence, head) index b · H + h, split over the threads, timed as attention's element-wise work.
+private func forEachHead(_ shape: AttentionShape, _ body: (Int) -> Void) {
+    WorkCounter.timed(&WorkCounter.attentionSeconds) {
+        parallelFor(shape.batch * shape.heads) { heads in for head in heads { body(head) } }
+    }
+}
+
+/// dropped (B, H, T, S) = the probabilities through each head's dropout mask (sequence b's, derived by head):
+/// the forward draws them, the backward redraws the same.
+private func dropProbabilities(into dropped: UnsafeMutablePointer<Float>, probs: UnsafePointer<Float>,
+                               shape: AttentionShape, dropout: SequenceDropout) {
+    let size = shape.queries * shape.attended
+    forEachHead(shape) { head in
+        dropoutForward(out: dropped + head * size, inp: probs + head * size, count: size,
+                       dropout: dropout.sequence(head / shape.heads).derived(UInt64(head % shape.heads)), parallel: false)
+    }
+}
+
+/// Where head (b, h) of each attention tensor starts, as (sequence, head) strides.
+private struct HeadLayout {
+    let counts: (Int, Int)
+    /// (B, T, C) queries and outputs; (B, K, C) keys and values; (B, H, T, S) scores;
+    /// (B, P, C) the repeated prefix and each sequence's share of its gradient.
+    let queries: (Int, Int), keys: (Int, Int), scores: (Int, Int), prefixShares: (Int, Int)
+
+    init(_ shape: AttentionShape) {
+        let (T, K, P, S, C, hs) = (shape.queries, shape.keys, shape.prefix, shape.attended, shape.channels, shape.headSize)
+        counts = (shape.batch, shape.heads)
+        queries = (T * C, hs)
+        keys = (K * C, hs)
+        scores = (shape.heads * T * S, T * S)
+        prefixShares = (P * C, hs)
+    }
+
+    func batch(a: (Int, Int), b: (Int, Int), c: (Int, Int)) -> ProductBatch {
+        ProductBatch(counts: counts, a: a, b: b, c: c)
     }
 }

@@ -1,15 +1,18 @@
 /// Embedding lookup: row i of out (count, channels) becomes, or with `accumulate`
 /// gains, row ids[i] of table (vocabulary, channels).
 public func embeddingForward(
-    out: UnsafeMutablePointer<Float>, ids: UnsafePointer<Int32>, table: UnsafePointer<Float>,
+    out: UnsafeMutablePointer<Float>, ids: UnsafePointer<Int32>, table: MatrixElements,
     count: Int, channels: Int, accumulate: Bool = false
 ) {
     for i in 0..<count {
-        let src = table + Int(ids[i]) * channels, dst = out + i * channels
-        if accumulate {
-            for c in 0..<channels { dst[c] += src[c] }
-        } else {
-            dst.update(from: src, count: channels)
+        let row = Int(ids[i]) * channels, dst = out + i * channels
+        switch table {
+        case .float32(let table) where accumulate:
+            for c in 0..<channels { dst[c] += table[row + c] }
+        case .float32(let table):
+            dst.update(from: table + row, count: channels)
+        case .bfloat16(let table):
+            for c in 0..<channels { dst[c] = (accumulate ? dst[c] : 0) + Float(bitPattern: UInt32(table[row + c]) << 16) }
         }
     }
 }

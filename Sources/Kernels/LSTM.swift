@@ -30,7 +30,7 @@ public func lstmForward(
 ) {
     let (T, H) = (shape.steps, shape.hiddenSize)
     // Input contributions of every step at once: gates (T, 4H) = input · W_ihᵀ + b_ih + b_hh.
-    linearForward(out: gates, inp: input, weight: weightIH, bias: biasIH, rows: T, inFeatures: shape.inputSize,
+    linearForward(out: gates, inp: input, weight: .float32(weightIH), bias: biasIH, rows: T, inFeatures: shape.inputSize,
                   outFeatures: 4 * H)
     biasAddForward(gates, bias: biasHH, rows: T, channels: 4 * H)
     var previous: Int? = nil
@@ -96,7 +96,7 @@ public func lstmBackward(
     }
     biasAddBackward(dbias: dbiasIH, dout: dgates, rows: T, channels: 4 * H)
     biasAddBackward(dbias: dbiasHH, dout: dgates, rows: T, channels: 4 * H)
-    linearBackward(dinp: dinput, dweight: dweightIH, dbias: nil, dout: dgates, inp: input, weight: weightIH,
+    linearBackward(dinp: dinput, dweight: dweightIH, dbias: nil, dout: dgates, inp: input, weight: .float32(weightIH),
                    rows: T, inFeatures: I, outFeatures: 4 * H)
 }
 

@@ -1,19 +1,20 @@
-import COpenBLAS
-import Dispatch
+import CDNNL
 import Foundation
 
 /// How many threads the kernels split their work over.
 ///
-/// OpenBLAS runs single-threaded and the kernels split each product and each element-wise
-/// pass themselves: OpenBLAS's own threads spin between calls and fight the element-wise
-/// work for the cores, which cost a sixth of a step. The count comes from `PTUNE_THREADS`,
-/// else `OPENBLAS_NUM_THREADS`, else the cores of the machine (launch.sh sets it per rank).
+/// One set of threads does everything: oneDNN's products run on its OpenMP workers, and
+/// `parallelFor` hands the element-wise kernels to the same workers (`GOMP_parallel`), so no
+/// second pool spins against the first for the cores (OpenBLAS's spinning workers beside
+/// Dispatch's once cost a sixth of a step here). The count comes from `PTUNE_THREADS`, else
+/// `OMP_NUM_THREADS`, else the cores of the machine (launch.sh sets it per rank).
 public enum Parallelism {
     public static let threads: Int = {
-        openblas_set_num_threads(1)
         let environment = ProcessInfo.processInfo.environment
-        let requested = environment["PTUNE_THREADS"].flatMap(Int.init) ?? environment["OPENBLAS_NUM_THREADS"].flatMap(Int.init)
-        return max(1, requested ?? ProcessInfo.processInfo.activeProcessorCount)
+        let requested = ["PTUNE_THREADS", "OMP_NUM_THREADS"].lazy.compactMap { environment[$0].flatMap(Int.init) }.first
+        let count = max(1, requested ?? ProcessInfo.processInfo.activeProcessorCount)
+        omp_set_num_threads(Int32(count))
+        return count
     }()
 }
 
@@ -26,17 +27,32 @@ public func parallelFor(_ count: Int, minimumChunk: Int = 1, _ body: (Range<Int>
 
 /// As `parallelFor`, also passing the chunk's index (below `Parallelism.threads`), for
 /// per-thread scratch space.
-@inline(__always)
 public func parallelChunks(_ count: Int, minimumChunk: Int = 1, _ body: (Int, Range<Int>) -> Void) {
-    let threads = min(Parallelism.threads, max(1, count / max(minimumChunk, 1)))
-    if threads <= 1 {
+    let chunks = min(Parallelism.threads, max(1, count / max(minimumChunk, 1)))
+    if chunks <= 1 {
         if count > 0 { body(0, 0..<count) }
         return
     }
     withoutActuallyEscaping(body) { body in
-        DispatchQueue.concurrentPerform(iterations: threads) { t in
-            let start = count * t / threads, end = count * (t + 1) / threads
-            if start < end { body(t, start..<end) }
+        var job = ParallelJob(count: count, chunks: chunks, body: body)
+        withUnsafeMutablePointer(to: &job) { job in
+            GOMP_parallel({ runParallelJob($0!.assumingMemoryBound(to: ParallelJob.self)) }, job, UInt32(chunks), 0)
         }
+    }
+}
+
+private struct ParallelJob {
+    let count: Int, chunks: Int
+    let body: (Int, Range<Int>) -> Void
+}
+
+/// One OpenMP thread's share of a job. A nested call (from inside another parallel region)
+/// gets a team of one, so each thread takes every team-size-th chunk rather than assuming a team per chunk.
+private func runParallelJob(_ job: UnsafeMutablePointer<ParallelJob>) {
+    let (count, chunks) = (job.pointee.count, job.pointee.chunks)
+    let team = Int(omp_get_num_threads())
+    for chunk in stride(from: Int(omp_get_thread_num()), to: chunks, by: team) {
+        let start = count * chunk / chunks, end = count * (chunk + 1) / chunks
+        if start < end { job.pointee.body(chunk, start..<end) }
     }
 }

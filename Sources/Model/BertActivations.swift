@@ -8,6 +8,12 @@ struct PassShape: Equatable {
     var rows: Int { batch * length }
     var keyRows: Int { batch * keys }
 
+    /// The attention of a layer that computes every position of this shape: the largest it plans for.
+    func attention(_ config: BertConfig) -> AttentionShape {
+        AttentionShape(batch: batch, queries: length, keys: length, prefix: prompts, channels: config.hiddenSize,
+                       heads: config.heads)
+    }
+
     /// Whether buffers planned for `self` hold a pass of `shape`.
     func holds(_ shape: PassShape) -> Bool {
         shape.batch <= batch && shape.length <= length && shape.prompts <= prompts
@@ -98,7 +104,7 @@ final class BertActivations {
     var inputIds, positionIds, tokenTypeIds: [Int32]  // (B, T)
     var keyMask: [Float]                  // (B, S)
     let layers: [LayerActivations]
-    let attentionScratch: Tensor          // T · S per thread: a head's dropped probabilities
+    let attentionScratch: Tensor          // the repeated prefix; with dropout, the dropped probabilities
     let classifierTokens: Tensor          // (B, C) hidden state at position 0
     let pooled: Tensor                    // (B, C) tanh(dense(classifierTokens))
 
@@ -126,8 +132,7 @@ final class BertActivations {
             index < keptFrom ? shared[index % 2] : make(shape.batch, index == config.layers - 1 ? topPositions : shape.length)
         }
         frozenOutput = Tensor(shape: [keptFrom > 0 ? rows : 0, c])
-        attentionScratch = Tensor(shape: [plan.withDropout ? AttentionShape.forwardScratchCount(queries: shape.length,
-                                                                                                attended: shape.keys) : 0])
+        attentionScratch = Tensor(shape: [shape.attention(config).forwardScratchCount(withDropout: plan.withDropout)])
         classifierTokens = Tensor(shape: [shape.batch, c])
         pooled = Tensor(shape: [shape.batch, c])
     }
@@ -148,7 +153,7 @@ final class BertGradientBuffers {
     let k, v: Tensor                      // (B, T, C) gradients of the tokens' k, v projections
     let promptKeys, promptValues: Tensor  // (B, P, C) each sequence's share of a layer's prompt rows' gradient
     let activated: Tensor                 // (B, T, F) through GELU's backward in place
-    let attentionScratch: Tensor          // 2 · T · S per thread
+    let attentionScratch: Tensor          // the repeated prefix, the scores' gradient, the dropped probabilities
     let classifierTokens, pooled: Tensor  // (B, C)
     let firstPositions: Tensor            // (B, C) gradient of a layer input's position 0, when only it had a query
 
@@ -162,7 +167,7 @@ final class BertGradientBuffers {
         let promptRows = shape.batch * shape.prompts
         promptKeys = Tensor(shape: [promptRows, c]); promptValues = Tensor(shape: [promptRows, c])
         activated = Tensor(shape: [rows, f])
-        attentionScratch = Tensor(shape: [AttentionShape.scratchCount(queries: shape.length, attended: shape.keys)])
+        attentionScratch = Tensor(shape: [shape.attention(config).scratchCount])
         classifierTokens = Tensor(shape: [shape.batch, c]); pooled = Tensor(shape: [shape.batch, c])
         firstPositions = Tensor(shape: [shape.batch, c])
     }

@@ -37,6 +37,7 @@ public final class BertEncoder {
                         forBackward: Bool = true, positions: OutputPositions = .all,
                         frozenCache: FrozenOutputCache? = nil) -> EncoderOutput {
         let C = config.hiddenSize
+        if MatrixEngine.precision == .bf16 { weights.storeFrozenMatricesInBFloat16() }
         let (inputP, kvP) = (prompts.inputLength, prompts.keyValueLength)
         let shape = PassShape(batch: batch.batch, length: batch.length + inputP, prompts: kvP)
         let (B, T, S) = (shape.batch, shape.length, shape.keys)
@@ -126,17 +127,17 @@ public final class BertEncoder {
         let (B, T, C, rows, inputP) = (shape.batch, shape.length, config.hiddenSize, shape.rows, prompts.inputLength)
         let sum = acts.embeddingSum.data
         acts.inputIds.withUnsafeBufferPointer { ids in
-            embeddingForward(out: sum, ids: ids.baseAddress!, table: weights.wordEmbeddings.value.data, count: rows, channels: C)
+            embeddingForward(out: sum, ids: ids.baseAddress!, table: weights.wordEmbeddings.elements, count: rows, channels: C)
         }
         if let input = prompts.inputEmbeddings {
             for b in 0..<B { (sum + b * T * C).update(from: input.value.data, count: inputP * C) }
         }
         acts.positionIds.withUnsafeBufferPointer { ids in
-            embeddingForward(out: sum, ids: ids.baseAddress!, table: weights.positionEmbeddings.value.data,
+            embeddingForward(out: sum, ids: ids.baseAddress!, table: weights.positionEmbeddings.elements,
                              count: rows, channels: C, accumulate: true)
         }
         acts.tokenTypeIds.withUnsafeBufferPointer { ids in
-            embeddingForward(out: sum, ids: ids.baseAddress!, table: weights.tokenTypeEmbeddings.value.data,
+            embeddingForward(out: sum, ids: ids.baseAddress!, table: weights.tokenTypeEmbeddings.elements,
                              count: rows, channels: C, accumulate: true)
         }
         weights.embeddingNorm.forward(out: acts.embedded.data, mean: acts.embeddingMean.data,
@@ -174,7 +175,7 @@ public final class BertEncoder {
         keyMask.withUnsafeBufferPointer { mask in
             attentionForward(out: a.context.data, probs: a.probs.data, q: a.q.data, k: a.k.data, v: a.v.data,
                              prefix: promptPrefix(index), keyMask: mask.baseAddress! + firstSequence * S, shape: attention,
-                             dropout: attentionDropout, scratch: attentionDropout == nil ? nil : scratch.data)
+                             dropout: attentionDropout, scratch: scratch.data)
         }
         // Output projection, dropout, residual, LayerNorm.
         w.attentionOutput.forward(out: a.attentionResidual.data, inp: a.context.data, rows: queryRows,

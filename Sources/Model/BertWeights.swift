@@ -62,6 +62,12 @@ public final class BertWeights {
         self.parameters = parameters
     }
 
+    /// Keeps every frozen matrix (the linear layers' weights, the embedding tables) in bfloat16
+    /// only, as bf16 precision computes with them; biases and LayerNorms stay float32.
+    public func storeFrozenMatricesInBFloat16() {
+        for parameter in parameters.all where parameter.shape.count == 2 { parameter.storeInBFloat16() }
+    }
+
     /// Loads every tensor from a checkpoint, accepting names with or without a
     /// `bert.` prefix and the old `LayerNorm.gamma`/`beta` spelling.
     /// Errors name the file and the missing or mis-shaped tensor.

@@ -33,7 +33,7 @@ public final class LowRankUpdate {
             dropout.forward(out: droppedInput.data, inp: inp, elementsPerSequence: rows / dropout.keys.count * inF)
             source = UnsafePointer(droppedInput.data)
         }
-        linearForward(out: projected.data, inp: source, weight: a.value.data, bias: nil,
+        linearForward(out: projected.data, inp: source, weight: a.value.elements, bias: nil,
                       rows: rows, inFeatures: inF, outFeatures: r)
         gemm(transA: false, transB: true, m: rows, n: outF, k: r, alpha: scale,
              a: projected.data, lda: r, b: b.value.data, ldb: r, beta: 1, c: out, ldc: outF)
@@ -62,11 +62,11 @@ public final class LowRankUpdate {
             let dDropped = droppedInputGradient
             dDropped.zero(first: rows * inF)
             linearBackward(dinp: dDropped.data, dweight: a.gradient?.data, dbias: nil, dout: dProjected,
-                           inp: source, weight: a.value.data, rows: rows, inFeatures: inF, outFeatures: r)
+                           inp: source, weight: a.value.elements, rows: rows, inFeatures: inF, outFeatures: r)
             dropout.backward(dinp: dinp, dout: dDropped.data, elementsPerSequence: rows / dropout.keys.count * inF)
         } else {
             linearBackward(dinp: dinp, dweight: a.gradient?.data, dbias: nil, dout: dProjected,
-                           inp: source, weight: a.value.data, rows: rows, inFeatures: inF, outFeatures: r)
+                           inp: source, weight: a.value.elements, rows: rows, inFeatures: inF, outFeatures: r)
         }
     }
 
@@ -102,7 +102,7 @@ public final class Linear {
 
     /// out (rows, out) = inp (rows, in) · Wᵀ + b [+ LoRA]; `masks` (training only) is where LoRA's dropout masks come from.
     public func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, rows: Int, masks: SequenceDropout? = nil) {
-        linearForward(out: out, inp: inp, weight: weight.value.data, bias: bias.value.data,
+        linearForward(out: out, inp: inp, weight: weight.elements, bias: bias.value.data,
                       rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
         lowRank?.forward(out: out, inp: inp, rows: rows, masks: masks)
     }
@@ -111,7 +111,7 @@ public final class Linear {
     public func backward(dinp: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
                          rows: Int, masks: SequenceDropout? = nil) {
         linearBackward(dinp: dinp, dweight: weight.gradient?.data, dbias: bias.gradient?.data, dout: dout, inp: inp,
-                       weight: weight.value.data, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
+                       weight: weight.elements, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
         lowRank?.backward(dinp: dinp, dout: dout, inp: inp, rows: rows, masks: masks)
     }
 

@@ -5,22 +5,49 @@ import Kernels
 public final class Parameter {
     /// Dotted name, as in the checkpoint or adapter file (`encoder.layer.0.attention.self.query.weight`).
     public let name: String
-    public let value: Tensor
+    public let shape: [Int]
     /// The gradient, accumulated by backward passes; nil while frozen.
     public private(set) var gradient: Tensor?
+    private var float32: Tensor?
+    /// The value rounded to bfloat16, when a frozen weight is stored so (bf16 precision); the
+    /// float32 value is then dropped, halving its memory.
+    public private(set) var bfloat16: BFloat16Tensor?
 
     public init(_ name: String, _ value: Tensor) {
         self.name = name
-        self.value = value
+        self.shape = value.shape
+        float32 = value
+    }
+
+    /// The value in float32. Reading it from a parameter stored in bfloat16 widens it back (exactly:
+    /// the model is then the rounded one) and drops the bfloat16 copy, so writes through it hold.
+    public var value: Tensor {
+        if let float32 { return float32 }
+        let widened = bfloat16!.float32()
+        float32 = widened
+        bfloat16 = nil
+        return widened
+    }
+
+    /// The value as the matrix products read it: bfloat16 when stored so, else float32.
+    public var elements: MatrixElements {
+        if let bfloat16 { return .bfloat16(UnsafePointer(bfloat16.data)) }
+        return value.elements
     }
 
     public var isTrainable: Bool { gradient != nil }
-    public var shape: [Int] { value.shape }
 
     /// Makes the parameter trainable (allocating a zero gradient) or frozen (dropping it).
     public func setTrainable(_ trainable: Bool) {
         if trainable, gradient == nil { gradient = Tensor(shape: value.shape) }
         if !trainable { gradient = nil }
+    }
+
+    /// Keeps a frozen parameter in bfloat16 only, rounding its value; does nothing to a trainable one.
+    public func storeInBFloat16() {
+        guard !isTrainable, let float32 else { return }
+        bfloat16 = BFloat16Tensor(rounding: float32)
+        self.float32 = nil
     }
 }
 
@@ -61,7 +88,7 @@ public struct Parameters {
     public var trainable: [Parameter] { all.filter(\.isTrainable) }
 
     /// Total number of scalars.
-    public var scalarCount: Int { all.reduce(0) { $0 + $1.value.count } }
+    public var scalarCount: Int { all.reduce(0) { $0 + $1.shape.reduce(1, *) } }
 
     /// Zeroes every trainable parameter's gradient.
     public func zeroGradients() { for parameter in all { parameter.gradient?.zero() } }

@@ -5,12 +5,29 @@ import Model
 import Training
 import Tuning
 
+/// The model shapes `bench` times: the checkpoint's, or BERT-base's and BERT-large's with random weights.
+enum BenchConfig: String, ExpressibleByArgument, CaseIterable {
+    case checkpoint, bertBase = "bert-base", bertLarge = "bert-large"
+
+    /// BERT's published shapes (uncased vocabulary, 512 positions).
+    var config: BertConfig? {
+        switch self {
+        case .checkpoint: return nil
+        case .bertBase: return BertConfig(vocabSize: 30522, hiddenSize: 768, layers: 12, heads: 12, intermediateSize: 3072)
+        case .bertLarge: return BertConfig(vocabSize: 30522, hiddenSize: 1024, layers: 24, heads: 16, intermediateSize: 4096)
+        }
+    }
+}
+
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Time full training steps (forward, backward, AdamW) of a method on fixed random tokens, as the Python peer does.")
 
     @OptionGroup var model: ModelOptions
     @OptionGroup var method: MethodOptions
+    @OptionGroup var precision: PrecisionOptions
+    @Option(help: "Model shape: the checkpoint's, or bert-base / bert-large with random weights (as the peer takes them).")
+    var config = BenchConfig.checkpoint
     @Option(help: "Sequences per step.") var batch = 32
     @Option(help: "Tokens per sequence.") var seq = 128
     @Option(help: "Timed steps (after two warm-up steps).") var steps = 6
@@ -18,13 +35,27 @@ struct Bench: ParsableCommand {
     @Flag(help: "Keep the frozen layers' outputs from the first step and skip those layers after it (as epochs after the first do with `train --cache-frozen-layers`).")
     var cacheFrozenLayers = false
 
+    func validate() throws {
+        guard batch > 0, seq > 1, steps > 0 else { throw ValidationError("--batch, --seq and --steps must be positive (--seq at least 2)") }
+    }
+
     func run() throws {
+        let chosen = try precision.apply()
         let spec = try method.spec()
-        let pretrained = try PretrainedModel(folder: model.folder)
-        let components = try spec.components(weights: pretrained.weights, seed: 0)
-        let tuned = TunedModel(weights: pretrained.weights, components: components,
-                               head: TaskHead(kind: .classification, labels: 2, hiddenSize: pretrained.config.hiddenSize,
-                                              dropout: pretrained.config.hiddenDropout, seed: 0))
+        let weights: BertWeights
+        if let shape = config.config {
+            weights = BertWeights(config: shape)
+            var random = SplitMix(seed: 7)
+            for parameter in weights.parameters.all where parameter.shape.count == 2 {
+                for i in 0..<parameter.value.count { parameter.value[i] = 0.02 * random.normal() }
+            }
+        } else {
+            weights = try PretrainedModel(folder: model.folder).weights
+        }
+        let components = try spec.components(weights: weights, seed: 0)
+        let tuned = TunedModel(weights: weights, components: components,
+                               head: TaskHead(kind: .classification, labels: 2, hiddenSize: weights.config.hiddenSize,
+                                              dropout: weights.config.hiddenDropout, seed: 0))
         let optimizer = AdamW(parameters: tuned.trainable)
         let frozenCache = cacheFrozenLayers ? FrozenOutputCache() : nil
         var random = SplitMix(seed: 1)
@@ -32,38 +63,55 @@ struct Bench: ParsableCommand {
         let tokens = TokenBatch(batch: batch, length: seq, inputIds: ids, tokenTypeIds: [Int32](repeating: 0, count: batch * seq),
                                 attentionMask: [Float](repeating: 1, count: batch * seq))
         let labels = (0..<batch).map { _ in Int32.random(in: 0..<2, using: &random) }
+        let clock = ContinuousClock()
+        var optimizerSeconds = 0.0
         func step(_ index: Int) {
             tuned.parameters.zeroGradients()
             tuned.forward(tokens, dropoutSeed: UInt64(index), frozenCache: frozenCache)
             _ = tuned.loss(labels: labels)
             tuned.backward(labels: labels)
+            let start = clock.now
             optimizer.update(lr: 1e-3, gradientScale: gradientClipping(tuned.trainable, maxNorm: 1).factor)
+            optimizerSeconds += (clock.now - start).seconds
         }
         step(0); step(1)
         WorkCounter.reset()
-        let clock = ContinuousClock(), start = clock.now
+        MatrixEngine.resetLargest()
+        optimizerSeconds = 0
+        let start = clock.now
         for index in 0..<steps { step(index + 2) }
         let seconds = (clock.now - start).seconds / Double(steps)
         let operations = WorkCounter.operations / Double(steps)
-        // Peak memory of the steps, read (as the Python peer reads it) before the measurement below allocates its matrices.
+        // Peak memory of the steps, read (as the Python peer reads it) before the measurement below allocates its operands.
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
-        // The step's largest product: the feed-forward layer, (B·T, C) · (C, F).
-        let peak = measureSgemmGFLOPS(m: batch * seq, n: pretrained.config.intermediateSize, k: pretrained.config.hiddenSize)
+        let largest = MatrixEngine.largestProduct
+        let peak = MatrixEngine.measureLargestProduct() ?? 0
+        let share = { (part: Double) in part / Double(steps) / seconds }
+        let breakdown = [
+            "products": share(WorkCounter.productSeconds - WorkCounter.roundingSeconds),
+            "bf16_rounding": share(WorkCounter.roundingSeconds), "attention_elementwise": share(WorkCounter.attentionSeconds),
+            "optimizer": share(optimizerSeconds), "communication": 0,
+        ]
+        let rest = 1 - breakdown.values.reduce(0, +)
         let result: [String: Any] = [
-            "method": spec.name, "trainable": tuned.trainableCount, "batch": batch, "seq": seq,
-            "tokens_per_s": Double(batch * seq) / seconds, "step_ms": seconds * 1000, "gflop_per_step": operations / 1e9,
-            "achieved_gflops": operations / seconds / 1e9, "sgemm_gflops": peak,
-            "fraction_of_sgemm": operations / seconds / 1e9 / peak, "peak_rss_mb": Double(usage.ru_maxrss) / 1024,
-            "threads": Parallelism.threads,
+            "method": spec.name, "config": config.rawValue, "precision": chosen.rawValue, "trainable": tuned.trainableCount,
+            "batch": batch, "seq": seq, "tokens_per_s": Double(batch * seq) / seconds, "step_ms": seconds * 1000,
+            "gflop_per_step": operations / 1e9, "achieved_gflops": operations / seconds / 1e9,
+            "largest_product": largest?.implementation ?? "none", "peak_gflops": peak,
+            "fraction_of_peak": operations / seconds / 1e9 / peak, "peak_rss_mb": Double(usage.ru_maxrss) / 1024,
+            "threads": Parallelism.threads, "step_shares": breakdown.merging(["elementwise_and_other": rest]) { $1 },
         ]
         if json {
             print(String(decoding: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]), as: UTF8.self))
         } else {
-            print(String(format: "%@ tokens_per_s=%.0f step_ms=%.1f gflop/step=%.1f achieved=%.1f GFLOP/s sgemm=%.1f GFLOP/s (%.0f%%) peak_rss_mb=%.0f trainable=%d",
-                         spec.name, result["tokens_per_s"] as! Double, seconds * 1000, operations / 1e9,
-                         operations / seconds / 1e9, peak, 100 * operations / seconds / 1e9 / peak,
-                         Double(usage.ru_maxrss) / 1024, tuned.trainableCount))
+            print(String(format: "%@ %@ %@ tokens_per_s=%.0f step_ms=%.1f gflop/step=%.1f achieved=%.1f GFLOP/s peak=%.1f GFLOP/s (%.0f%%, %@) peak_rss_mb=%.0f trainable=%d",
+                         spec.name, config.rawValue, chosen.rawValue, result["tokens_per_s"] as! Double, seconds * 1000,
+                         operations / 1e9, operations / seconds / 1e9, peak, 100 * operations / seconds / 1e9 / peak,
+                         largest?.implementation ?? "none", Double(usage.ru_maxrss) / 1024, tuned.trainableCount))
+            print(String(format: "  step: products %.0f%%, bf16 rounding of their inputs %.0f%%, attention softmax/dropout %.0f%%, optimizer %.0f%%, other element-wise %.0f%%, communication 0%% (one process)",
+                         100 * breakdown["products"]!, 100 * breakdown["bf16_rounding"]!, 100 * breakdown["attention_elementwise"]!, 100 * breakdown["optimizer"]!,
+                         100 * rest))
         }
     }
 }

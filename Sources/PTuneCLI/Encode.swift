@@ -41,12 +41,12 @@ struct Encode: ParsableCommand {
         let seconds = (clock.now - start).seconds
         for line in lines { print(line) }
         if report {
-            let peak = measureSgemmGFLOPS(m: 2048, n: 1536, k: 384)
+            let peak = MatrixEngine.measure(m: 2048, n: 1536, k: 384)
             let achieved = WorkCounter.operations / seconds / 1e9
             let message = String(
-                format: "encoded %d sentences (%d tokens) in %.2f s: %.1f sentences/s, %.0f tokens/s; encoder %.1f GFLOP/s, cblas_sgemm 2048x384x1536 %.1f GFLOP/s (%.0f%% of it)\n",
+                format: "encoded %d sentences (%d tokens) in %.2f s: %.1f sentences/s, %.0f tokens/s; encoder %.1f GFLOP/s, %@ matmul 2048x384x1536 %.1f GFLOP/s (%.0f%% of it)\n",
                 texts.count, tokens, seconds, Double(texts.count) / seconds, Double(tokens) / seconds,
-                achieved, peak, 100 * achieved / peak)
+                achieved, MatrixEngine.precision.rawValue, peak, 100 * achieved / peak)
             FileHandle.standardError.write(message.data(using: .utf8)!)
         }
     }

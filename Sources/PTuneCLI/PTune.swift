@@ -1,4 +1,6 @@
 import ArgumentParser
+import Foundation
+import Kernels
 import Model
 
 @main
@@ -15,6 +17,29 @@ struct ModelOptions: ParsableArguments {
     var model: String?
 
     var folder: String { model ?? PretrainedModel.defaultFolder }
+}
+
+extension Precision: ExpressibleByArgument {}
+
+/// The matrix products' precision, for every command that runs the model.
+struct PrecisionOptions: ParsableArguments {
+    @Option(help: "Matrix products in fp32, or bf16 (bfloat16 inputs and frozen weights, float32 accumulation and everything else). Default: bf16 where the processor has AVX512-BF16 or AMX, else fp32.")
+    var precision: Precision?
+
+    /// Sets the engine's precision (`stored` wins: a resumed run keeps the one it started with),
+    /// after checking the processor runs it, and says so as the first log line.
+    @discardableResult
+    func apply(stored: Precision? = nil) throws -> Precision {
+        let chosen = stored ?? precision ?? MatrixEngine.defaultPrecision
+        if chosen == .bf16, !MatrixEngine.supportsBFloat16 {
+            throw ValidationError("--precision bf16: this processor has neither AVX512-BF16 nor AMX (use fp32)")
+        }
+        MatrixEngine.precision = chosen
+        let reason = stored != nil ? "as the run started" : precision != nil ? "--precision" : "the processor's default"
+        FileHandle.standardError.write("precision: \(chosen.rawValue) (\(reason)); matrix engine oneDNN, \(Parallelism.threads) threads\n"
+            .data(using: .utf8)!)
+        return chosen
+    }
 }
 
 /// How a command that only runs the model forward batches and truncates its texts.

@@ -16,7 +16,7 @@ final class AttentionTests: XCTestCase {
         let attendPrefix = prefix ? AttentionPrefix(keys: prefixRows.data + 1, values: prefixRows.data + 5, stride: 10) : nil
         let keyMask = Tensor(shape: [2, S], values: [Float](repeating: 1, count: 2 * S - 1) + [0])
         let out = Tensor(shape: [2, 3, 4]), probs = Tensor(shape: [shape.probabilityCount])
-        let forwardScratch = Tensor(shape: [shape.forwardScratchCount])
+        let forwardScratch = Tensor(shape: [shape.forwardScratchCount(withDropout: true)])
         let forward = {
             attentionForward(out: out.data, probs: probs.data, q: q.data, k: k.data, v: v.data, prefix: attendPrefix,
                              keyMask: keyMask.data, shape: shape, dropout: dropout, scratch: forwardScratch.data)

@@ -81,7 +81,7 @@ final class ElementwiseTests: XCTestCase {
         ids.withUnsafeBufferPointer { ids in
             embeddingBackward(dtable: dtable.data, dout: dout.data, ids: ids.baseAddress!, count: 4, channels: 4)
             checkGradient("embedding", input: table, analytic: dtable) {
-                embeddingForward(out: out.data, ids: ids.baseAddress!, table: table.data, count: 4, channels: 4)
+                embeddingForward(out: out.data, ids: ids.baseAddress!, table: table.elements, count: 4, channels: 4)
                 return weightedSum(out.data, dout)
             }
         }

@@ -1,4 +1,0 @@
-#ifndef PTUNE_COPENBLAS_SHIM_H
-#define PTUNE_COPENBLAS_SHIM_H
-#include <cblas.h>
-#endif
