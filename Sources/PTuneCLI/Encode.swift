@@ -10,11 +10,13 @@ struct Encode: ParsableCommand {
     @OptionGroup var model: ModelOptions
 
     @OptionGroup var inference: InferenceOptions
+    @OptionGroup var precision: PrecisionOptions
 
     @Flag(help: "Print throughput to standard error: sentences/s, tokens/s, the encoder's GFLOP/s and this process's cblas_sgemm GFLOP/s on a 2048×384×1536 product.")
     var report = false
 
     func run() throws {
+        try precision.apply()
         let pretrained = try PretrainedModel(folder: model.folder)
         let encoder = BertEncoder(weights: pretrained.weights)
         var texts: [String] = []

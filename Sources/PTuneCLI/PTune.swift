@@ -30,11 +30,16 @@ struct PrecisionOptions: ParsableArguments {
     /// after checking the processor runs it, and says so as the first log line.
     @discardableResult
     func apply(stored: Precision? = nil) throws -> Precision {
+        if let stored, let precision, precision != stored {
+            throw ValidationError("the run started at \(stored.rawValue) precision and keeps it; --precision \(precision.rawValue) cannot change it")
+        }
         let chosen = stored ?? precision ?? MatrixEngine.defaultPrecision
         if chosen == .bf16, !MatrixEngine.supportsBFloat16 {
             throw ValidationError("--precision bf16: this processor has neither AVX512-BF16 nor AMX (use fp32)")
         }
         MatrixEngine.precision = chosen
+        // Under mpirun every rank runs this; rank 0 says it.
+        guard ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_RANK"].map({ $0 == "0" }) ?? true else { return chosen }
         let reason = stored != nil ? "as the run started" : precision != nil ? "--precision" : "the processor's default"
         FileHandle.standardError.write("precision: \(chosen.rawValue) (\(reason)); matrix engine oneDNN, \(Parallelism.threads) threads\n"
             .data(using: .utf8)!)

@@ -56,8 +56,10 @@ struct Pretrain: ParsableCommand {
     @Option(help: "Seed.") var seed: UInt64 = 42
     @Option(help: "Truncate examples to this many tokens.") var maxLength = 128
     @Flag(help: "Keep the prompt an earlier run of --out finished.") var resume = false
+    @OptionGroup var precision: PrecisionOptions
 
     func run() throws {
+        try precision.apply()
         try withCommunicator { world in
             try PromptPretrainer(settings: pretrain.settings(tasks: taskList.specs, model: model.folder, seed: seed, maxLength: maxLength),
                                  folder: out, communicator: world).run(resume: resume)
@@ -75,8 +77,10 @@ struct Adapt: ParsableCommand {
     @OptionGroup var options: TrainOptions
     @Option(help: "Start P-tuning v2 from this pretrained prompt (prompt.safetensors of ptune pretrain).") var initialPrompt: String?
     @OptionGroup var job: JobOptions
+    @OptionGroup var precision: PrecisionOptions
 
     func run() throws {
+        try precision.apply()
         try withCommunicator { world in
             let adaptation = try Adaptation(world: world, groups: job.groups, out: job.out, resume: job.resume)
             let spec = try method.spec()
@@ -97,8 +101,10 @@ struct Run: ParsableCommand {
     @OptionGroup var pretrain: PretrainOptions
     @OptionGroup var options: TrainOptions
     @OptionGroup var job: JobOptions
+    @OptionGroup var precision: PrecisionOptions
 
     func run() throws {
+        try precision.apply()
         let (groups, out, resume) = (job.groups, job.out, job.resume)
         try withCommunicator { world in
             let pretrainer = try PromptPretrainer(

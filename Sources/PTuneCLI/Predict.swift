@@ -21,11 +21,13 @@ struct Predict: ParsableCommand {
     var output: String?
 
     @OptionGroup var inference: InferenceOptions
+    @OptionGroup var precision: PrecisionOptions
 
     @Flag(help: "Merge LoRA updates into the weights first (same logits, no extra cost per token).")
     var merge = false
 
     func run() throws {
+        try precision.apply()
         let pretrained = try PretrainedModel(folder: model.folder)
         let (tuned, info) = try PeftAdapter.read(adapter, weights: pretrained.weights)
         if merge { for (_, linear) in pretrained.weights.linears { linear.merge() } }

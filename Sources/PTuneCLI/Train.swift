@@ -24,6 +24,7 @@ struct Train: ParsableCommand {
     var resume: String?
 
     @OptionGroup var options: TrainOptions
+    @OptionGroup var precision: PrecisionOptions
 
     func run() throws {
         try withCommunicator { communicator in try train(communicator) }
@@ -37,11 +38,13 @@ struct Train: ParsableCommand {
                   let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
                 throw InputError(configPath, "cannot read the run's config")
             }
-            trainer = try Trainer(settings: try TrainingSettings(json: json, source: configPath), folder: resume, resume: true,
-                                  communicator: communicator)
+            let settings = try TrainingSettings(json: json, source: configPath)
+            try precision.apply(stored: settings.precision)
+            trainer = try Trainer(settings: settings, folder: resume, resume: true, communicator: communicator)
         } else {
             guard let task else { throw ValidationError("--task is required (or --resume RUN)") }
             guard let out else { throw ValidationError("--out is required (or --resume RUN)") }
+            try precision.apply()
             let settings = options.settings(task: task, model: model.folder, method: try method.spec())
             trainer = try Trainer(settings: settings, folder: out, communicator: communicator)
         }
@@ -61,8 +64,10 @@ struct Eval: ParsableCommand {
     @Option(help: "Split to score: train, dev or test.") var split = "test"
     @OptionGroup var inference: InferenceOptions
     @Flag(help: "Print one JSON object.") var json = false
+    @OptionGroup var precision: PrecisionOptions
 
     func run() throws {
+        try precision.apply()
         let pretrained = try PretrainedModel(folder: model.folder)
         let spec = try TaskSpec(contentsOf: task)
         let (tuned, info) = try PeftAdapter.read(adapter, weights: pretrained.weights)

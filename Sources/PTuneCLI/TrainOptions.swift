@@ -1,4 +1,5 @@
 import ArgumentParser
+import Kernels
 import Training
 import Tuning
 
@@ -36,6 +37,7 @@ struct TrainOptions: ParsableArguments {
         settings.maxLength = maxLength
         settings.logEvery = logEvery
         settings.cacheFrozenLayers = cacheFrozenLayers
+        settings.precision = MatrixEngine.precision
         return settings
     }
 }

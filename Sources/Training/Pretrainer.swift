@@ -146,7 +146,7 @@ public final class PromptPretrainer {
         let summary: [String: Any] = [
             "tasks": specs.map(\.name), "steps": settings.steps, "steps_per_task": Dictionary(uniqueKeysWithValues: zip(specs.map(\.name), stepsPerTask)),
             "mean_loss_per_task": Dictionary(uniqueKeysWithValues: zip(specs.map(\.name), zip(lossSums, stepsPerTask).map { $1 > 0 ? $0 / Double($1) : 0 })),
-            "prompt_length": settings.promptLength, "train_seconds": (clock.now - start).seconds, "ranks": communicator.size,
+            "prompt_length": settings.promptLength, "train_seconds": (clock.now - start).seconds, "ranks": communicator.size, "precision": MatrixEngine.precision.rawValue,
         ]
         if communicator.isRoot {
             try writeSafeTensors([(prompt.embedding.name, prompt.embedding.value)], to: folder + "/prompt.safetensors")

@@ -42,6 +42,16 @@ public final class Trainer {
     public init(settings: TrainingSettings, folder: String, resume: Bool = false,
                 communicator: Communicator = SingleProcess(), logPrefix: String? = nil) throws {
         self.logPrefix = logPrefix ?? communicator.logPrefix
+        var settings = settings
+        // A resumed run computes at the precision it started with, whatever this command's default.
+        if resume, let data = FileManager.default.contents(atPath: folder + "/config.json"),
+           let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
+            settings.precision = try TrainingSettings(json: json, source: folder + "/config.json").precision
+        }
+        if settings.precision == .bf16, !MatrixEngine.supportsBFloat16 {
+            throw InputError(folder, "the run computes in bf16, which this processor cannot (no AVX512-BF16 or AMX)")
+        }
+        MatrixEngine.precision = settings.precision
         try settings.validate()
         guard settings.batchSize >= communicator.size else {
             throw InputError("--batch-size", "the global batch of \(settings.batchSize) cannot be shared by \(communicator.size) ranks")

@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 import Model
 import Tuning
 
@@ -30,6 +31,8 @@ public struct TrainingSettings: Equatable {
     /// Run the layers below the lowest trainable one without dropout and keep their output per
     /// training example, so epochs after the first skip them (Freeze tuning; see `FrozenOutputCache`).
     public var cacheFrozenLayers = false
+    /// The matrix products' precision; a resumed run keeps the one it started with.
+    public var precision: Precision = .fp32
 
     public init(taskSpec: String, modelFolder: String, method: MethodSpec, learningRate: Float? = nil) {
         self.taskSpec = taskSpec
@@ -55,6 +58,7 @@ public struct TrainingSettings: Equatable {
             "task": taskSpec, "model": modelFolder, "method": method.json, "epochs": epochs, "batch_size": batchSize,
             "lr": learningRate, "weight_decay": weightDecay, "warmup_ratio": warmupRatio, "max_grad_norm": maxGradNorm,
             "seed": seed, "max_length": maxLength, "log_every": logEvery, "head_dropout": headDropout,
+            "precision": precision.rawValue,
         ]
         if let maxSteps { object["max_steps"] = maxSteps }
         if let evalEvery { object["eval_every"] = evalEvery }
@@ -83,6 +87,13 @@ public struct TrainingSettings: Equatable {
         patience = json["patience"] as? Int
         initialPrompt = json["initial_prompt"] as? String
         cacheFrozenLayers = json["cache_frozen_layers"] as? Bool ?? false
+        // Runs from before the field existed computed in float32.
+        if let stored = json["precision"] {
+            guard let name = stored as? String, let precision = Precision(rawValue: name) else {
+                throw InputError(source, "field 'precision' must be \"fp32\" or \"bf16\", not \(stored)")
+            }
+            self.precision = precision
+        }
     }
 
     /// Checks the numbers; errors name the option.

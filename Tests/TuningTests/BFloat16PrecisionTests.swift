@@ -51,12 +51,15 @@ final class BFloat16PrecisionTests: XCTestCase {
         let worst = zip(exact.logits, mixed.logits).map { abs($0 - $1) }.max()!
         XCTAssertLessThan(worst, 0.05 * scale, "\(caseName) logits", line: line)
         XCTAssertEqual(Set(exact.gradients.keys), Set(mixed.gradients.keys), line: line)
+        let norm = { (values: [Float]) in values.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot() }
+        let largestNorm = exact.gradients.values.map(norm).max()!
         for (name, expected) in exact.gradients {
             let actual = mixed.gradients[name]!
             let dot = zip(expected, actual).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
-            let expectedNorm = expected.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
-            let actualNorm = actual.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
-            guard expectedNorm > 0 else { continue }
+            let (expectedNorm, actualNorm) = (norm(expected), norm(actual))
+            // A key bias shifts every score of a query alike, which the softmax ignores: its gradient
+            // is zero but for rounding, float32's or bfloat16's, and has no direction to compare.
+            guard expectedNorm > 1e-4 * largestNorm else { continue }
             XCTAssertGreaterThan(dot / (expectedNorm * actualNorm), 0.99, "\(caseName) \(name) cosine", line: line)
             XCTAssertEqual(actualNorm / expectedNorm, 1, accuracy: 0.05, "\(caseName) \(name) norm", line: line)
         }
