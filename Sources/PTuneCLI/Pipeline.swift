@@ -128,16 +128,17 @@ struct Run: ParsableCommand {
     }
 }
 
-/// A Markdown table of task summaries: dev and test on the primary metric, per variant.
+/// A Markdown table of task summaries: dev and test on the primary metric, per variant, beside
+/// the baseline's test score (the most frequent label, or each word's most frequent tag).
 func resultsTable(_ variants: [String: [[String: Any]]]) -> String {
-    var lines = ["| task | variant | metric | dev | test | steps | wall s |", "|---|---|---|---|---|---|---|"]
+    var lines = ["| task | variant | metric | dev | test | baseline | steps | wall s |", "|---|---|---|---|---|---|---|---|"]
     for (variant, results) in variants.sorted(by: { $0.key < $1.key }) {
         for result in results.sorted(by: { ($0["task"] as? String ?? "") < ($1["task"] as? String ?? "") }) {
             let metric = result["primary_metric"] as? String ?? ""
             func score(_ split: String) -> String {
                 ((result[split] as? [String: Double])?[metric]).map { String(format: "%.3f", $0) } ?? "–"
             }
-            lines.append("| \(result["task"] ?? "") | \(variant.isEmpty ? "adapted" : variant) | \(metric) | \(score("dev")) | \(score("test")) | "
+            lines.append("| \(result["task"] ?? "") | \(variant.isEmpty ? "adapted" : variant) | \(metric) | \(score("dev")) | \(score("test")) | \(score("baseline")) | "
                          + "\(result["steps"] ?? "") | \(String(format: "%.0f", result["wall_seconds"] as? Double ?? 0)) |")
         }
     }

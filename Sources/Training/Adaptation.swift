@@ -113,7 +113,7 @@ public final class Adaptation {
                 digests[name] = sha256Hex([UInt8](bytes))
             }
             var entry = result.filter { ["task", "method", "steps", "best_step", "wall_seconds", "train_seconds",
-                                         "trainable_parameters", "primary_metric", "dev", "test", "group", "ranks"].contains($0.key) }
+                                         "trainable_parameters", "primary_metric", "dev", "test", "baseline", "group", "ranks"].contains($0.key) }
             entry["adapter"] = task
             entry["sha256"] = digests
             entries.append(entry)

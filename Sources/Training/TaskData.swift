@@ -71,16 +71,46 @@ public func evaluate(_ model: TunedModel, on data: SplitData, batchSize: Int, pa
             }
         }
     }
-    switch data.spec.kind {
+    return (scores(data.spec, examples: data.examples, predictions: predictions), predictions)
+}
+
+/// The task's metrics of `predictions` (one label, or one tag per word, per example; a tagging
+/// prediction shorter than its sentence scores only the words it covers).
+func scores(_ spec: TaskSpec, examples: [Example], predictions: [[Int]]) -> Scores {
+    switch spec.kind {
     case .classification:
-        return (Metrics.classification(gold: data.examples.map(\.label), predicted: predictions.map { $0[0] }), predictions)
+        return Metrics.classification(gold: examples.map(\.label), predicted: predictions.map { $0[0] })
     case .tagging:
-        let gold = zip(data.examples, predictions).map { Array($0.tags.prefix($1.count)) }
+        let gold = zip(examples, predictions).map { Array($0.tags.prefix($1.count)) }
         var scores: Scores = ["token_accuracy": Metrics.tokenAccuracy(gold: gold, predicted: predictions)]
-        if primaryMetric(data.spec) == "entity_f1" {
-            let names = { (tags: [[Int]]) in tags.map { $0.map { data.spec.labels[$0] } } }
+        if primaryMetric(spec) == "entity_f1" {
+            let names = { (tags: [[Int]]) in tags.map { $0.map { spec.labels[$0] } } }
             scores.merge(Metrics.entities(gold: names(gold), predicted: names(predictions))) { $1 }
         }
-        return (scores, predictions)
+        return scores
+    }
+}
+
+/// What a task scores without reading context, the yardstick an adapter must beat: classification
+/// always answers the most frequent training label; tagging gives each word its most frequent
+/// training tag (a word never seen in training, the most frequent tag overall), words told apart
+/// only as the model can tell them (lowercased for an uncased model). Ties go to the lower label.
+public func baselineScores(_ spec: TaskSpec, train: [Example], on examples: [Example], lowercase: Bool) -> Scores {
+    let mostFrequent = { (counts: [Int: Int]) in counts.max { ($0.value, $1.key) < ($1.value, $0.key) }?.key ?? 0 }
+    switch spec.kind {
+    case .classification:
+        let majority = mostFrequent(train.reduce(into: [:]) { $0[$1.label, default: 0] += 1 })
+        return scores(spec, examples: examples, predictions: examples.map { _ in [majority] })
+    case .tagging:
+        let key = { (word: String) in lowercase ? word.lowercased() : word }
+        var byWord: [String: [Int: Int]] = [:], overall: [Int: Int] = [:]
+        for example in train {
+            for (word, tag) in zip(example.words, example.tags) {
+                byWord[key(word), default: [:]][tag, default: 0] += 1
+                overall[tag, default: 0] += 1
+            }
+        }
+        let (table, fallback) = (byWord.mapValues(mostFrequent), mostFrequent(overall))
+        return scores(spec, examples: examples, predictions: examples.map { $0.words.map { table[key($0)] ?? fallback } })
     }
 }

@@ -258,10 +258,14 @@ public final class Trainer {
         let encoder = ExampleEncoder(tokenizer: pretrained.tokenizer, kind: spec.kind, maxLength: settings.maxLength)
         summary[dev.name] = evaluate(adapter, on: dev, batchSize: settings.batchSize, paddingId: pretrained.tokenizer.paddingId,
                                      communicator: communicator).scores
+        let lowercase = pretrained.tokenizer.basic.lowercase
         if spec.splits["test"] != nil {
             let test = try SplitData(spec: spec, split: "test", encoder: encoder)
             summary["test"] = evaluate(adapter, on: test, batchSize: settings.batchSize, paddingId: pretrained.tokenizer.paddingId,
                                        communicator: communicator).scores
+            summary["baseline"] = baselineScores(spec, train: train.examples, on: test.examples, lowercase: lowercase)
+        } else {
+            summary["baseline"] = baselineScores(spec, train: train.examples, on: dev.examples, lowercase: lowercase)
         }
         summary["ranks"] = communicator.size
         if communicator.isRoot { try writeJSON(summary, to: folder + "/summary.json") }
