@@ -59,8 +59,7 @@ final class LayerActivations {
     let attentionResidual: Tensor     // (B, positions, C) input of the attention LayerNorm
     let attentionMean, attentionRstd: Tensor  // (B, positions)
     let attentionNormed: Tensor       // (B, positions, C)
-    let intermediate: Tensor          // (B, positions, F) before GELU
-    let activated: Tensor             // (B, positions, F) after GELU
+    let intermediate: Tensor          // (B, positions, F) before GELU (after it is not kept: see BertActivations)
     let outputResidual: Tensor        // (B, positions, C) input of the output LayerNorm
     let outputMean, outputRstd: Tensor        // (B, positions)
     let output: Tensor                // (B, positions, C) the layer's output
@@ -75,7 +74,7 @@ final class LayerActivations {
         attentionResidual = Tensor(shape: [queryRows, c])
         attentionMean = Tensor(shape: [queryRows]); attentionRstd = Tensor(shape: [queryRows])
         attentionNormed = Tensor(shape: [queryRows, c])
-        intermediate = Tensor(shape: [queryRows, f]); activated = Tensor(shape: [queryRows, f])
+        intermediate = Tensor(shape: [queryRows, f])
         outputResidual = Tensor(shape: [queryRows, c])
         outputMean = Tensor(shape: [queryRows]); outputRstd = Tensor(shape: [queryRows])
         output = Tensor(shape: [queryRows, c])
@@ -105,6 +104,10 @@ final class BertActivations {
     var keyMask: [Float]                  // (B, S)
     let layers: [LayerActivations]
     let attentionScratch: Tensor          // the repeated prefix; with dropout, the dropped probabilities
+    /// (B, T, F) a layer's GELU output, read at once by its FF-out product and not kept: the
+    /// backward recomputes it from the layer's pre-GELU values where a gradient needs it
+    /// (a trainable FF-out layer), which costs a GELU pass and saves (B, T, F) a layer.
+    let activated: Tensor
     let classifierTokens: Tensor          // (B, C) hidden state at position 0
     let pooled: Tensor                    // (B, C) tanh(dense(classifierTokens))
 
@@ -135,6 +138,7 @@ final class BertActivations {
         attentionScratch = Tensor(shape: [shape.attention(config).forwardScratchCount(withDropout: plan.withDropout)])
         classifierTokens = Tensor(shape: [shape.batch, c])
         pooled = Tensor(shape: [shape.batch, c])
+        activated = Tensor(shape: [rows, config.intermediateSize])
     }
 
     /// (B, T, C) the input of layer `index` for the whole batch.

@@ -87,7 +87,7 @@ public final class BertEncoder {
         for index in acts.keptFrom..<config.layers {
             layerForward(index, weights.layers[index], acts.layers[index], input: acts.layerInput(index), shape: shape,
                          positions: computedPositions(index), keyMask: acts.keyMask, firstSequence: 0,
-                         scratch: acts.attentionScratch)
+                         shared: acts)
         }
         let input = acts.layerInput(config.layers)
 
@@ -112,7 +112,7 @@ public final class BertEncoder {
                 for index in 0..<acts.keptFrom {
                     layerForward(index, weights.layers[index], acts.layers[index], input: input, shape: chunk,
                                  positions: computedPositions(index), keyMask: acts.keyMask, firstSequence: first,
-                                 scratch: acts.attentionScratch)
+                                 shared: acts)
                     input = UnsafePointer(acts.layers[index].output.data)
                 }
                 (acts.frozenOutput.data + first * outputPositions * C).update(from: input, count: chunk.batch * outputPositions * C)
@@ -160,7 +160,8 @@ public final class BertEncoder {
     /// nothing reads the others. Every dropout mask of a computed position is the one it has
     /// when all positions are computed.
     private func layerForward(_ index: Int, _ w: BertLayerWeights, _ a: LayerActivations, input: UnsafePointer<Float>,
-                              shape: PassShape, positions: Int, keyMask: [Float], firstSequence: Int, scratch: Tensor) {
+                              shape: PassShape, positions: Int, keyMask: [Float], firstSequence: Int,
+                              shared: BertActivations) {
         let (B, T, S) = (shape.batch, shape.length, shape.keys)
         let (C, F, rows, queryRows) = (config.hiddenSize, config.intermediateSize, B * T, B * positions)
         let site = UInt64(index + 1) * 16
@@ -175,7 +176,7 @@ public final class BertEncoder {
         keyMask.withUnsafeBufferPointer { mask in
             attentionForward(out: a.context.data, probs: a.probs.data, q: a.q.data, k: a.k.data, v: a.v.data,
                              prefix: promptPrefix(index), keyMask: mask.baseAddress! + firstSequence * S, shape: attention,
-                             dropout: attentionDropout, scratch: scratch.data)
+                             dropout: attentionDropout, scratch: shared.attentionScratch.data)
         }
         // Output projection, dropout, residual, LayerNorm.
         w.attentionOutput.forward(out: a.attentionResidual.data, inp: a.context.data, rows: queryRows,
@@ -188,8 +189,8 @@ public final class BertEncoder {
         // Feed-forward: (B, positions, C) → GELU (·, F) → (·, C), dropout, residual, LayerNorm.
         w.intermediate.forward(out: a.intermediate.data, inp: a.attentionNormed.data, rows: queryRows,
                                masks: maskSource(site + 7))
-        geluForward(out: a.activated.data, inp: a.intermediate.data, count: queryRows * F)
-        w.output.forward(out: a.outputResidual.data, inp: a.activated.data, rows: queryRows,
+        geluForward(out: shared.activated.data, inp: a.intermediate.data, count: queryRows * F)
+        w.output.forward(out: a.outputResidual.data, inp: shared.activated.data, rows: queryRows,
                          masks: maskSource(site + 8))
         dropout(config.hiddenDropout, site: site + 2)?.forward(out: a.outputResidual.data, inp: a.outputResidual.data,
                                                                 elementsPerSequence: positions * C)
@@ -256,7 +257,7 @@ public final class BertEncoder {
 
         var dOutput = g.hidden, dInput = g.hiddenBelow
         for index in stride(from: config.layers - 1, through: max(lowest, 0), by: -1) {
-            layerBackward(index, weights.layers[index], acts.layers[index], g, dOutput: dOutput.data,
+            layerBackward(index, weights.layers[index], acts.layers[index], g, activated: acts.activated, dOutput: dOutput.data,
                           dInput: index > lowest ? dInput.data : nil, input: acts.layerInput(index), shape: shape,
                           positions: computedPositions(index))
             layerFinished(index)
@@ -278,7 +279,7 @@ public final class BertEncoder {
     }
 
     private func layerBackward(
-        _ index: Int, _ w: BertLayerWeights, _ a: LayerActivations, _ g: BertGradientBuffers,
+        _ index: Int, _ w: BertLayerWeights, _ a: LayerActivations, _ g: BertGradientBuffers, activated: Tensor,
         dOutput: UnsafeMutablePointer<Float>, dInput: UnsafeMutablePointer<Float>?, input: UnsafePointer<Float>,
         shape: PassShape, positions: Int
     ) {
@@ -300,7 +301,9 @@ public final class BertEncoder {
         let dBranch = throughDropout(g.residual.data, into: g.branch, sequences: B, positions: positions,
                                      dropout(config.hiddenDropout, site: site + 2))
         g.activated.zero(first: queryRows * F)
-        w.output.backward(dinp: g.activated.data, dout: dBranch, inp: a.activated.data, rows: queryRows,
+        // Only the FF-out layer's own gradients read its input: recompute it for them.
+        if w.output.hasTrainable { geluForward(out: activated.data, inp: a.intermediate.data, count: queryRows * F) }
+        w.output.backward(dinp: g.activated.data, dout: dBranch, inp: activated.data, rows: queryRows,
                           masks: maskSource(site + 8))
         geluBackward(g.activated.data, inp: a.intermediate.data, count: queryRows * F)
         w.intermediate.backward(dinp: attentionNeeded ? g.normed.data : nil, dout: g.activated.data,

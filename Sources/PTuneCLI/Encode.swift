@@ -16,7 +16,7 @@ struct Encode: ParsableCommand {
     var report = false
 
     func run() throws {
-        try precision.apply()
+        try precision.apply(announce: false)
         let pretrained = try PretrainedModel(folder: model.folder)
         let encoder = BertEncoder(weights: pretrained.weights)
         var texts: [String] = []

@@ -27,9 +27,10 @@ struct PrecisionOptions: ParsableArguments {
     var precision: Precision?
 
     /// Sets the engine's precision (`stored` wins: a resumed run keeps the one it started with),
-    /// after checking the processor runs it, and says so as the first log line.
+    /// after checking the processor runs it, and with `announce` says so as the first log line
+    /// (commands whose output is their answer, as predict's, stay quiet).
     @discardableResult
-    func apply(stored: Precision? = nil) throws -> Precision {
+    func apply(stored: Precision? = nil, announce: Bool = true) throws -> Precision {
         if let stored, let precision, precision != stored {
             throw ValidationError("the run started at \(stored.rawValue) precision and keeps it; --precision \(precision.rawValue) cannot change it")
         }
@@ -39,7 +40,9 @@ struct PrecisionOptions: ParsableArguments {
         }
         MatrixEngine.precision = chosen
         // Under mpirun every rank runs this; rank 0 says it.
-        guard ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_RANK"].map({ $0 == "0" }) ?? true else { return chosen }
+        guard announce, ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_RANK"].map({ $0 == "0" }) ?? true else {
+            return chosen
+        }
         let reason = stored != nil ? "as the run started" : precision != nil ? "--precision" : "the processor's default"
         FileHandle.standardError.write("precision: \(chosen.rawValue) (\(reason)); matrix engine oneDNN, \(Parallelism.threads) threads\n"
             .data(using: .utf8)!)

@@ -27,7 +27,7 @@ struct Predict: ParsableCommand {
     var merge = false
 
     func run() throws {
-        try precision.apply()
+        try precision.apply(announce: false)
         let pretrained = try PretrainedModel(folder: model.folder)
         let (tuned, info) = try PeftAdapter.read(adapter, weights: pretrained.weights)
         if merge { for (_, linear) in pretrained.weights.linears { linear.merge() } }

@@ -67,7 +67,7 @@ struct Eval: ParsableCommand {
     @OptionGroup var precision: PrecisionOptions
 
     func run() throws {
-        try precision.apply()
+        try precision.apply(announce: false)
         let pretrained = try PretrainedModel(folder: model.folder)
         let spec = try TaskSpec(contentsOf: task)
         let (tuned, info) = try PeftAdapter.read(adapter, weights: pretrained.weights)

@@ -26,7 +26,7 @@ final class CommandTests: XCTestCase {
         let sentences = try String(contentsOfFile: fixture("sentences.txt"), encoding: .utf8)
             .split(separator: "\n").prefix(4).joined(separator: "\n") + "\n"
         // Batch size 3 puts the four sentences in two length-sorted batches; output must keep input order.
-        let result = try runProduct("ptune", ["encode", "--model", model, "--batch-size", "3", "--report"], input: sentences)
+        let result = try runProduct("ptune", ["encode", "--model", model, "--batch-size", "3", "--report", "--precision", "fp32"], input: sentences)
         XCTAssertEqual(result.status, 0, result.standardError)
         XCTAssert(result.standardError.contains("sentences/s"), result.standardError)
         let lines = try jsonLines(result.standardOutput)
@@ -69,7 +69,7 @@ final class PredictCommandTests: XCTestCase {
         for name in ["ptv2_seqcls", "prefix_mlp_seqcls", "ptv1_lstm_seqcls", "lora_seqcls", "ptv2_tokcls"] {
             let outputPath = input + ".\(name).out"
             let result = try runProduct("ptune", ["predict", "--model", model, "--adapter", fixture("\(name)_adapter"),
-                                                  "--input", input, "--output", outputPath])
+                                                  "--input", input, "--output", outputPath, "--precision", "fp32"])
             XCTAssertEqual(result.status, 0, result.standardError)
             let reference = try SafeTensorsFile(path: fixture("\(name).safetensors"))
             let expected = try reference.tensor("logits"), mask = try reference.int32s("attention_mask")
@@ -102,7 +102,8 @@ final class PredictCommandTests: XCTestCase {
 
     func testPredictWithMergedLoRAMatchesUnmerged() throws {
         let model = try pretrainedModelFolder(), input = try sentencesFile()
-        let arguments = ["predict", "--model", model, "--adapter", fixture("lora_seqcls_adapter"), "--input", input]
+        let arguments = ["predict", "--model", model, "--adapter", fixture("lora_seqcls_adapter"), "--input", input,
+                         "--precision", "fp32"]
         let plain = try runProduct("ptune", arguments), merged = try runProduct("ptune", arguments + ["--merge"])
         XCTAssertEqual(plain.status, 0, plain.standardError)
         XCTAssertEqual(merged.status, 0, merged.standardError)

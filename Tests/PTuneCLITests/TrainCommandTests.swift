@@ -5,7 +5,8 @@ import XCTest
 
 /// `ptune train`, `ptune eval` and `ptune train --resume` from the command line.
 final class TrainCommandTests: XCTestCase {
-    func testTrainThenEvalAndResumeAFinishedRun() throws {
+    /// A temporary folder holding `mood.json`, a tiny two-label task.
+    private func moodTask() throws -> String {
         let folder = try temporaryFolder(self)
         let lines = (0..<24).map { i in
             String(decoding: try! JSONSerialization.data(withJSONObject: ["text": i % 2 == 0 ? "a fine day \(i)" : "a grim day \(i)",
@@ -14,6 +15,11 @@ final class TrainCommandTests: XCTestCase {
         try (lines.joined(separator: "\n") + "\n").write(toFile: folder + "/data.jsonl", atomically: true, encoding: .utf8)
         try #"{"name": "mood", "kind": "classification", "labels": ["down", "up"], "train": "data.jsonl", "dev": "data.jsonl", "test": "data.jsonl"}"#
             .write(toFile: folder + "/mood.json", atomically: true, encoding: .utf8)
+        return folder
+    }
+
+    func testTrainThenEvalAndResumeAFinishedRun() throws {
+        let folder = try moodTask()
         let model = try pretrainedModelFolder()
         let train = try runProduct("ptune", ["train", "--model", model, "--task", folder + "/mood.json", "--method", "freeze",
                                              "--freeze-layers", "1", "--max-steps", "4", "--batch-size", "8", "--out", folder + "/run"])
@@ -36,5 +42,37 @@ final class TrainCommandTests: XCTestCase {
         XCTAssert(again.standardError.contains("already holds a run"), again.standardError)
         let resumed = try runProduct("ptune", ["train", "--resume", folder + "/run"])
         XCTAssertEqual(resumed.status, 0, resumed.standardError)
+    }
+
+    func testAResumedRunKeepsThePrecisionItStartedWith() throws {
+        let folder = try moodTask()
+        let train = try runProduct("ptune", ["train", "--model", try pretrainedModelFolder(), "--task", folder + "/mood.json",
+                                             "--method", "lora", "--max-steps", "2", "--batch-size", "8",
+                                             "--precision", "fp32", "--out", folder + "/run"])
+        XCTAssertEqual(train.status, 0, train.standardError)
+        XCTAssert(train.standardError.hasPrefix("precision: fp32 (--precision)"), train.standardError)
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: folder + "/run/config.json")))
+        XCTAssertEqual((config as? [String: Any])?["precision"] as? String, "fp32")
+        let changed = try runProduct("ptune", ["train", "--resume", folder + "/run", "--precision", "bf16"])
+        XCTAssertNotEqual(changed.status, 0)
+        XCTAssert(changed.standardError.contains("the run started at fp32 precision and keeps it"), changed.standardError)
+        let resumed = try runProduct("ptune", ["train", "--resume", folder + "/run"])
+        XCTAssertEqual(resumed.status, 0, resumed.standardError)
+        XCTAssert(resumed.standardError.hasPrefix("precision: fp32 (as the run started)"), resumed.standardError)
+    }
+
+    /// oneDNN told to use no more than AVX2 stands in for a processor without bfloat16.
+    func testWithoutBFloat16TheDefaultIsFloat32AndBFloat16IsRefused() throws {
+        let folder = try moodTask(), model = try pretrainedModelFolder()
+        let noBFloat16 = ["ONEDNN_MAX_CPU_ISA": "AVX2"]
+        let refused = try runProduct("ptune", ["bench", "--model", model, "--method", "lora", "--precision", "bf16",
+                                               "--steps", "1", "--batch", "2", "--seq", "8"], environment: noBFloat16)
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssert(refused.standardError.contains("this processor has neither AVX512-BF16 nor AMX"), refused.standardError)
+        let train = try runProduct("ptune", ["train", "--model", model, "--task", folder + "/mood.json", "--method", "lora",
+                                             "--max-steps", "1", "--batch-size", "8", "--out", folder + "/run"],
+                                   environment: noBFloat16)
+        XCTAssertEqual(train.status, 0, train.standardError)
+        XCTAssert(train.standardError.hasPrefix("precision: fp32 (the processor's default)"), train.standardError)
     }
 }
