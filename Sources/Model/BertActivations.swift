@@ -55,30 +55,42 @@ final class LayerActivations {
     let q: Tensor                     // (B, positions, C) queries
     let k, v: Tensor                  // (B, T, C) the tokens' key and value projections
     let probs: Tensor                 // (B, H, positions, S) before dropout
-    let context: Tensor               // (B, positions, C) attention output, heads concatenated
+    /// (B, positions, C) attention output, heads concatenated, and the attention LayerNorm's output:
+    /// read in backward only as the inputs of the output projection and FF-in, so a layer keeps
+    /// its own only while that layer trains (see `keep`), else writes the shared ones.
+    private(set) var context: Tensor, attentionNormed: Tensor
+    private var ownContext: Tensor?, ownNormed: Tensor?
+    private let ownCount: Int
     let attentionResidual: Tensor     // (B, positions, C) input of the attention LayerNorm
     let attentionMean, attentionRstd: Tensor  // (B, positions)
-    let attentionNormed: Tensor       // (B, positions, C)
     let intermediate: Tensor          // (B, positions, F) before GELU (after it is not kept: see BertActivations)
     let outputResidual: Tensor        // (B, positions, C) input of the output LayerNorm
     let outputMean, outputRstd: Tensor        // (B, positions)
     let output: Tensor                // (B, positions, C) the layer's output
     let firstPositions: Tensor        // (B, C) position 0 of the input, when the layer computes only that position
 
-    init(config: BertConfig, sequences b: Int, shape: PassShape, positions: Int) {
+    init(config: BertConfig, sequences b: Int, shape: PassShape, positions: Int, shared: (context: Tensor, normed: Tensor)) {
         let (c, f, queryRows) = (config.hiddenSize, config.intermediateSize, b * positions)
+        (context, attentionNormed, ownCount) = (shared.context, shared.normed, queryRows * c)
         q = Tensor(shape: [queryRows, c])
         k = Tensor(shape: [b * shape.length, c]); v = Tensor(shape: [b * shape.length, c])
         probs = Tensor(shape: [b * config.heads * positions * shape.keys])
-        context = Tensor(shape: [queryRows, c])
         attentionResidual = Tensor(shape: [queryRows, c])
         attentionMean = Tensor(shape: [queryRows]); attentionRstd = Tensor(shape: [queryRows])
-        attentionNormed = Tensor(shape: [queryRows, c])
         intermediate = Tensor(shape: [queryRows, f])
         outputResidual = Tensor(shape: [queryRows, c])
         outputMean = Tensor(shape: [queryRows]); outputRstd = Tensor(shape: [queryRows])
         output = Tensor(shape: [queryRows, c])
         firstPositions = Tensor(shape: [b, c])   // small; the chunked sets may hold the top layer too
+    }
+
+    /// Before a forward pass that keeps activations: this layer's own context and normed
+    /// buffers where its backward will read them (made once, then kept), else the shared ones.
+    func keep(context keepContext: Bool, normed keepNormed: Bool, shared: (context: Tensor, normed: Tensor)) {
+        if keepContext, ownContext == nil { ownContext = Tensor(shape: [ownCount]) }
+        if keepNormed, ownNormed == nil { ownNormed = Tensor(shape: [ownCount]) }
+        context = keepContext ? ownContext! : shared.context
+        attentionNormed = keepNormed ? ownNormed! : shared.normed
     }
 }
 
@@ -108,6 +120,8 @@ final class BertActivations {
     /// backward recomputes it from the layer's pre-GELU values where a gradient needs it
     /// (a trainable FF-out layer), which costs a GELU pass and saves (B, T, F) a layer.
     let activated: Tensor
+    /// (B, T, C) the context and attention-normed values of layers whose backward does not read them.
+    let sharedContext, sharedNormed: Tensor
     let classifierTokens: Tensor          // (B, C) hidden state at position 0
     let pooled: Tensor                    // (B, C) tanh(dense(classifierTokens))
 
@@ -123,16 +137,18 @@ final class BertActivations {
         positionIds = Array(repeating: 0, count: rows)
         tokenTypeIds = Array(repeating: 0, count: rows)
         keyMask = Array(repeating: 0, count: shape.keyRows)
+        sharedContext = Tensor(shape: [rows, c]); sharedNormed = Tensor(shape: [rows, c])
+        let shared = (context: sharedContext, normed: sharedNormed)
         let make = { (sequences: Int, positions: Int) in
-            LayerActivations(config: config, sequences: sequences, shape: shape, positions: positions)
+            LayerActivations(config: config, sequences: sequences, shape: shape, positions: positions, shared: shared)
         }
         let topPositions = plan.everyTopPosition ? shape.length : 1
         // A layer reads its input (the previous layer's output) before it writes its own, but two
         // alternating sets keep that true without relying on the order within a layer. They are
         // sized for every position, as they may hold the top layer too.
-        let shared = keptFrom > 0 ? [make(frozenChunk, shape.length), make(frozenChunk, shape.length)] : []
+        let chunkSets = keptFrom > 0 ? [make(frozenChunk, shape.length), make(frozenChunk, shape.length)] : []
         layers = (0..<config.layers).map { index in
-            index < keptFrom ? shared[index % 2] : make(shape.batch, index == config.layers - 1 ? topPositions : shape.length)
+            index < keptFrom ? chunkSets[index % 2] : make(shape.batch, index == config.layers - 1 ? topPositions : shape.length)
         }
         frozenOutput = Tensor(shape: [keptFrom > 0 ? rows : 0, c])
         attentionScratch = Tensor(shape: [shape.attention(config).forwardScratchCount(withDropout: plan.withDropout)])

@@ -85,6 +85,9 @@ public final class BertEncoder {
             }
         }
         for index in acts.keptFrom..<config.layers {
+            let w = weights.layers[index]
+            acts.layers[index].keep(context: w.attentionOutput.hasTrainable, normed: w.intermediate.hasTrainable,
+                                    shared: (acts.sharedContext, acts.sharedNormed))
             layerForward(index, weights.layers[index], acts.layers[index], input: acts.layerInput(index), shape: shape,
                          positions: computedPositions(index), keyMask: acts.keyMask, firstSequence: 0,
                          shared: acts)
