@@ -66,10 +66,14 @@ final class LayerActivations {
     let intermediate: Tensor          // (B, positions, F) before GELU (after it is not kept: see BertActivations)
     let outputResidual: Tensor        // (B, positions, C) input of the output LayerNorm
     let outputMean, outputRstd: Tensor        // (B, positions)
-    let output: Tensor                // (B, positions, C) the layer's output
+    /// (B, positions, C) the layer's output: the next layer's input, which backward reads only
+    /// for that layer's query, key and value gradients; kept as `context` is (see `keep`).
+    private(set) var output: Tensor
+    private var ownOutput: Tensor?
     let firstPositions: Tensor        // (B, C) position 0 of the input, when the layer computes only that position
 
-    init(config: BertConfig, sequences b: Int, shape: PassShape, positions: Int, shared: (context: Tensor, normed: Tensor)) {
+    init(config: BertConfig, sequences b: Int, shape: PassShape, positions: Int,
+         shared: (context: Tensor, normed: Tensor, output: Tensor)) {
         let (c, f, queryRows) = (config.hiddenSize, config.intermediateSize, b * positions)
         (context, attentionNormed, ownCount) = (shared.context, shared.normed, queryRows * c)
         q = Tensor(shape: [queryRows, c])
@@ -80,17 +84,21 @@ final class LayerActivations {
         intermediate = Tensor(shape: [queryRows, f])
         outputResidual = Tensor(shape: [queryRows, c])
         outputMean = Tensor(shape: [queryRows]); outputRstd = Tensor(shape: [queryRows])
-        output = Tensor(shape: [queryRows, c])
+        output = shared.output
         firstPositions = Tensor(shape: [b, c])   // small; the chunked sets may hold the top layer too
     }
 
-    /// Before a forward pass that keeps activations: this layer's own context and normed
-    /// buffers where its backward will read them (made once, then kept), else the shared ones.
-    func keep(context keepContext: Bool, normed keepNormed: Bool, shared: (context: Tensor, normed: Tensor)) {
-        if keepContext, ownContext == nil { ownContext = Tensor(shape: [ownCount]) }
-        if keepNormed, ownNormed == nil { ownNormed = Tensor(shape: [ownCount]) }
-        context = keepContext ? ownContext! : shared.context
-        attentionNormed = keepNormed ? ownNormed! : shared.normed
+    /// Before a forward pass that keeps activations: this layer's own buffers where a backward
+    /// will read them (made once, then kept), else the shared ones.
+    func keep(context keepContext: Bool, normed keepNormed: Bool, output keepOutput: Bool,
+              shared: (context: Tensor, normed: Tensor, output: Tensor)) {
+        func own(_ buffer: inout Tensor?) -> Tensor {
+            if buffer == nil { buffer = Tensor(shape: [ownCount]) }
+            return buffer!
+        }
+        context = keepContext ? own(&ownContext) : shared.context
+        attentionNormed = keepNormed ? own(&ownNormed) : shared.normed
+        output = keepOutput ? own(&ownOutput) : shared.output
     }
 }
 
@@ -120,8 +128,15 @@ final class BertActivations {
     /// backward recomputes it from the layer's pre-GELU values where a gradient needs it
     /// (a trainable FF-out layer), which costs a GELU pass and saves (B, T, F) a layer.
     let activated: Tensor
-    /// (B, T, C) the context and attention-normed values of layers whose backward does not read them.
+    /// (B, T, C) the context and attention-normed values of layers whose backward does not read
+    /// them, and two for the outputs no backward reads (layer i writes one while reading the other).
     let sharedContext, sharedNormed: Tensor
+    let sharedOutputs: [Tensor]
+
+    /// The shared buffers layer `index` writes into where it keeps nothing of its own.
+    func shared(forLayer index: Int) -> (context: Tensor, normed: Tensor, output: Tensor) {
+        (sharedContext, sharedNormed, sharedOutputs[index % 2])
+    }
     let classifierTokens: Tensor          // (B, C) hidden state at position 0
     let pooled: Tensor                    // (B, C) tanh(dense(classifierTokens))
 
@@ -138,17 +153,19 @@ final class BertActivations {
         tokenTypeIds = Array(repeating: 0, count: rows)
         keyMask = Array(repeating: 0, count: shape.keyRows)
         sharedContext = Tensor(shape: [rows, c]); sharedNormed = Tensor(shape: [rows, c])
-        let shared = (context: sharedContext, normed: sharedNormed)
-        let make = { (sequences: Int, positions: Int) in
-            LayerActivations(config: config, sequences: sequences, shape: shape, positions: positions, shared: shared)
+        sharedOutputs = [Tensor(shape: [rows, c]), Tensor(shape: [rows, c])]
+        let make = { [sharedContext, sharedNormed, sharedOutputs] (index: Int, sequences: Int, positions: Int) in
+            LayerActivations(config: config, sequences: sequences, shape: shape, positions: positions,
+                             shared: (sharedContext, sharedNormed, sharedOutputs[index % 2]))
         }
         let topPositions = plan.everyTopPosition ? shape.length : 1
         // A layer reads its input (the previous layer's output) before it writes its own, but two
         // alternating sets keep that true without relying on the order within a layer. They are
         // sized for every position, as they may hold the top layer too.
-        let chunkSets = keptFrom > 0 ? [make(frozenChunk, shape.length), make(frozenChunk, shape.length)] : []
+        let chunkSets = keptFrom > 0 ? [make(0, frozenChunk, shape.length), make(1, frozenChunk, shape.length)] : []
         layers = (0..<config.layers).map { index in
-            index < keptFrom ? chunkSets[index % 2] : make(shape.batch, index == config.layers - 1 ? topPositions : shape.length)
+            index < keptFrom ? chunkSets[index % 2]
+                : make(index, shape.batch, index == config.layers - 1 ? topPositions : shape.length)
         }
         frozenOutput = Tensor(shape: [keptFrom > 0 ? rows : 0, c])
         attentionScratch = Tensor(shape: [shape.attention(config).forwardScratchCount(withDropout: plan.withDropout)])

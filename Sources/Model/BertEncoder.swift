@@ -85,9 +85,11 @@ public final class BertEncoder {
             }
         }
         for index in acts.keptFrom..<config.layers {
-            let w = weights.layers[index]
+            let w = weights.layers[index], next = index + 1 < config.layers ? weights.layers[index + 1] : nil
+            // The top layer's output is the encoder's: the head reads it.
+            let outputRead = next.map { [$0.query, $0.key, $0.value].contains(where: \.hasTrainable) } ?? true
             acts.layers[index].keep(context: w.attentionOutput.hasTrainable, normed: w.intermediate.hasTrainable,
-                                    shared: (acts.sharedContext, acts.sharedNormed))
+                                    output: outputRead, shared: acts.shared(forLayer: index))
             layerForward(index, weights.layers[index], acts.layers[index], input: acts.layerInput(index), shape: shape,
                          positions: computedPositions(index), keyMask: acts.keyMask, firstSequence: 0,
                          shared: acts)
