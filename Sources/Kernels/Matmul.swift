@@ -83,6 +83,9 @@ public func gemm(
          b: .float32(b), ldb: ldb, beta: beta, c: c, ldc: ldc, batch: batch)
 }
 
+/// Dimensions and element strides of one operand, as oneDNN's memory descriptors take them.
+typealias OperandLayout = (dims: [Int64], strides: [Int64])
+
 /// One product's shape, layout and attributes: what a primitive is made for.
 /// Strides are (row, column) element strides of op(A) (m, k) and op(B) (k, n).
 struct ProductKey: Hashable {
@@ -95,8 +98,8 @@ struct ProductKey: Hashable {
     let bias: Bool
 
     static func == (x: Self, y: Self) -> Bool {
-        (x.m, x.n, x.k, x.ldc) == (y.m, y.n, y.k, y.ldc) && (x.bf16, x.alpha, x.beta, x.bias) == (y.bf16, y.alpha, y.beta, y.bias)
-            && x.a == y.a && x.b == y.b && x.batch == y.batch
+        (x.m, x.n, x.k, x.ldc) == (y.m, y.n, y.k, y.ldc)
+            && (x.bf16, x.alpha, x.beta, x.bias) == (y.bf16, y.alpha, y.beta, y.bias) && x.a == y.a && x.b == y.b && x.batch == y.batch
     }
 
     func hash(into hasher: inout Hasher) {
@@ -108,12 +111,14 @@ struct ProductKey: Hashable {
         hasher.combine(bias)
     }
 
-    var operations: Double { 2 * Double(m) * Double(n) * Double(k) * Double(batch.map { $0.counts.0 * $0.counts.1 } ?? 1) }
+    var operations: Double {
+        2 * Double(m) * Double(n) * Double(k) * Double(batch.map { $0.counts.0 * $0.counts.1 } ?? 1)
+    }
 
     /// Dimensions and strides of an operand of `rows` × `columns` with these (row, column)
     /// strides, batched as the key is; a batch stride of 0 becomes a broadcast dimension of 1.
     func layout(rows: Int, columns: Int, strides: (Int, Int), batchStrides: ((ProductBatch) -> (Int, Int))?)
-        -> (dims: [Int64], strides: [Int64]) {
+        -> OperandLayout {
         guard let batch, let batchStrides else {
             return ([Int64(rows), Int64(columns)], [Int64(strides.0), Int64(strides.1)])
         }
@@ -123,7 +128,7 @@ struct ProductKey: Hashable {
     }
 
     /// Elements an operand's addresses span, from its first to its last.
-    static func span(_ layout: (dims: [Int64], strides: [Int64])) -> Int {
+    static func span(_ layout: OperandLayout) -> Int {
         1 + zip(layout.dims, layout.strides).reduce(0) { $0 + Int($1.0 - 1) * Int($1.1) }
     }
 }
@@ -198,7 +203,9 @@ public enum MatrixEngine {
             return UnsafeMutableRawPointer(mutating: pointer)
         case .float32(let pointer) where bf16:
             let rounded = buffer.reserve(bytes: 2 * span).assumingMemoryBound(to: UInt16.self)
-            WorkCounter.timed(&WorkCounter.roundingSeconds) { convertToBFloat16(out: rounded, inp: pointer, count: span) }
+            WorkCounter.timed(&WorkCounter.roundingSeconds) {
+                convertToBFloat16(out: rounded, inp: pointer, count: span)
+            }
             return UnsafeMutableRawPointer(rounded)
         case .float32(let pointer):
             return UnsafeMutableRawPointer(mutating: pointer)
@@ -225,7 +232,8 @@ public enum MatrixEngine {
         let a = Tensor(shape: [spans.a]), b = Tensor(shape: [spans.b]), c = Tensor(shape: [spans.c])
         for i in 0..<a.count { a[i] = Float(i % 7) * 0.01 }
         for i in 0..<b.count { b[i] = Float(i % 5) * 0.01 }
-        let roundedA = key.bf16 ? BFloat16Tensor(rounding: a) : nil, roundedB = key.bf16 ? BFloat16Tensor(rounding: b) : nil
+        let roundedA = key.bf16 ? BFloat16Tensor(rounding: a) : nil
+        let roundedB = key.bf16 ? BFloat16Tensor(rounding: b) : nil
         let bias = Tensor(shape: [key.n])
         let run = {
             MatrixEngine.run(key, a: roundedA.map { .bfloat16($0.data) } ?? .float32(a.data),
@@ -259,7 +267,7 @@ private final class Primitive {
     private let arguments: [dnnl_exec_arg_t]
 
     static func layouts(of key: ProductKey)
-        -> (a: (dims: [Int64], strides: [Int64]), b: (dims: [Int64], strides: [Int64]), c: (dims: [Int64], strides: [Int64])) {
+        -> (a: OperandLayout, b: OperandLayout, c: OperandLayout) {
         (key.layout(rows: key.m, columns: key.k, strides: key.a, batchStrides: { $0.a }),
          key.layout(rows: key.k, columns: key.n, strides: key.b, batchStrides: { $0.b }),
          key.layout(rows: key.m, columns: key.n, strides: (key.ldc, 1), batchStrides: { $0.c }))
@@ -276,7 +284,7 @@ private final class Primitive {
         let layouts = Self.layouts(of: key)
         spans = Self.spans(of: key)
         let inputType = key.bf16 ? dnnl_bf16 : dnnl_f32
-        func descriptor(_ layout: (dims: [Int64], strides: [Int64]), _ type: dnnl_data_type_t) -> dnnl_memory_desc_t {
+        func descriptor(_ layout: OperandLayout, _ type: dnnl_data_type_t) -> dnnl_memory_desc_t {
             var md = dnnl_memory_desc_t()
             check(dnnl_memory_desc_init_by_strides(&md, Int32(layout.dims.count), layout.dims, type, layout.strides),
                   "memory descriptor \(layout)")
@@ -343,10 +351,13 @@ private final class Primitive {
         check(dnnl_memory_set_data_handle(memories[0], a), "source handle")
         check(dnnl_memory_set_data_handle(memories[1], b), "weights handle")
         check(dnnl_memory_set_data_handle(memories[2], c), "destination handle")
-        if key.bias { check(dnnl_memory_set_data_handle(memories[3], UnsafeMutableRawPointer(mutating: bias)), "bias handle") }
+        if key.bias {
+            check(dnnl_memory_set_data_handle(memories[3], UnsafeMutableRawPointer(mutating: bias)), "bias handle")
+        }
         check(dnnl_memory_set_data_handle(memories.last!, scratchpad), "scratchpad handle")
         arguments.withUnsafeBufferPointer { arguments in
-            check(dnnl_primitive_execute(primitive, stream, Int32(arguments.count), arguments.baseAddress), "matmul \(key)")
+            let status = dnnl_primitive_execute(primitive, stream, Int32(arguments.count), arguments.baseAddress)
+            check(status, "matmul \(key)")
         }
         check(dnnl_stream_wait(stream), "stream wait")
     }
