@@ -37,9 +37,13 @@ public func convertToBFloat16(out: UnsafeMutablePointer<UInt16>, inp: UnsafePoin
 /// out[i] = inp[i] widened to float32 (exact).
 public func convertFromBFloat16(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<UInt16>, count: Int) {
     parallelFor(count, minimumChunk: 1 << 15) { range in
-        for i in range { out[i] = Float(bitPattern: UInt32(inp[i]) << 16) }
+        for i in range { out[i] = bfloat16Value(inp[i]) }
     }
 }
+
+/// The float32 value of one bfloat16 bit pattern (exact).
+@inline(__always)
+public func bfloat16Value(_ bits: UInt16) -> Float { Float(bitPattern: UInt32(bits) << 16) }
 
 /// One float rounded to bfloat16's bit pattern, as `convertToBFloat16` rounds.
 @inline(__always)

@@ -12,7 +12,7 @@ public func embeddingForward(
         case .float32(let table):
             dst.update(from: table + row, count: channels)
         case .bfloat16(let table):
-            for c in 0..<channels { dst[c] = (accumulate ? dst[c] : 0) + Float(bitPattern: UInt32(table[row + c]) << 16) }
+            for c in 0..<channels { dst[c] = (accumulate ? dst[c] : 0) + bfloat16Value(table[row + c]) }
         }
     }
 }

@@ -18,13 +18,14 @@ public enum MatrixElements {
 }
 
 /// A product repeated over up to two batch dimensions (sequences, heads): for batch (i, j) each
-/// operand starts at its base + i·stride.0 + j·stride.1. A stride of 0 for `b` shares one B
-/// across that dimension (a prompt prefix read by every sequence).
+/// operand starts at its base + i·stride.0 + j·stride.1. (No stride of 0: oneDNN runs an operand
+/// shared across a batch dimension only in its reference code; attention repeats its prefix.)
 public struct ProductBatch: Hashable, Sendable {
     public let counts: (Int, Int)
     public let a: (Int, Int), b: (Int, Int), c: (Int, Int)
 
     public init(counts: (Int, Int), a: (Int, Int), b: (Int, Int), c: (Int, Int)) {
+        precondition(a.0 > 0 && a.1 > 0 && b.0 > 0 && b.1 > 0 && c.0 > 0 && c.1 > 0, "batch strides must be positive")
         self.counts = counts
         self.a = a
         self.b = b
@@ -36,7 +37,10 @@ public struct ProductBatch: Hashable, Sendable {
     }
 
     public func hash(into hasher: inout Hasher) {
-        for value in [counts.0, counts.1, a.0, a.1, b.0, b.1, c.0, c.1] { hasher.combine(value) }
+        // Element by element: an array literal here would allocate on every product.
+        hasher.combine(counts.0); hasher.combine(counts.1)
+        hasher.combine(a.0); hasher.combine(a.1); hasher.combine(b.0); hasher.combine(b.1)
+        hasher.combine(c.0); hasher.combine(c.1)
     }
 }
 
@@ -99,11 +103,13 @@ struct ProductKey: Hashable {
 
     static func == (x: Self, y: Self) -> Bool {
         (x.m, x.n, x.k, x.ldc) == (y.m, y.n, y.k, y.ldc)
-            && (x.bf16, x.alpha, x.beta, x.bias) == (y.bf16, y.alpha, y.beta, y.bias) && x.a == y.a && x.b == y.b && x.batch == y.batch
+            && (x.bf16, x.alpha, x.beta, x.bias) == (y.bf16, y.alpha, y.beta, y.bias)
+            && x.a == y.a && x.b == y.b && x.batch == y.batch
     }
 
     func hash(into hasher: inout Hasher) {
-        for value in [m, n, k, a.0, a.1, b.0, b.1, ldc] { hasher.combine(value) }
+        hasher.combine(m); hasher.combine(n); hasher.combine(k); hasher.combine(ldc)
+        hasher.combine(a.0); hasher.combine(a.1); hasher.combine(b.0); hasher.combine(b.1)
         hasher.combine(batch)
         hasher.combine(bf16)
         hasher.combine(alpha)
@@ -116,15 +122,15 @@ struct ProductKey: Hashable {
     }
 
     /// Dimensions and strides of an operand of `rows` × `columns` with these (row, column)
-    /// strides, batched as the key is; a batch stride of 0 becomes a broadcast dimension of 1.
+    /// strides, batched as the key is.
     func layout(rows: Int, columns: Int, strides: (Int, Int), batchStrides: ((ProductBatch) -> (Int, Int))?)
         -> OperandLayout {
         guard let batch, let batchStrides else {
             return ([Int64(rows), Int64(columns)], [Int64(strides.0), Int64(strides.1)])
         }
         let s = batchStrides(batch)
-        let dims = [s.0 == 0 ? 1 : batch.counts.0, s.1 == 0 ? 1 : batch.counts.1, rows, columns]
-        return (dims.map(Int64.init), [s.0, s.1, strides.0, strides.1].map(Int64.init))
+        return ([batch.counts.0, batch.counts.1, rows, columns].map(Int64.init),
+                [s.0, s.1, strides.0, strides.1].map(Int64.init))
     }
 
     /// Elements an operand's addresses span, from its first to its last.
@@ -228,7 +234,7 @@ public enum MatrixEngine {
     }
 
     private static func measure(_ key: ProductKey, minSeconds: Double) -> Double {
-        let spans = Primitive.spans(of: key)
+        let spans = Primitive.spans(of: Primitive.layouts(of: key))
         let a = Tensor(shape: [spans.a]), b = Tensor(shape: [spans.b]), c = Tensor(shape: [spans.c])
         for i in 0..<a.count { a[i] = Float(i % 7) * 0.01 }
         for i in 0..<b.count { b[i] = Float(i % 5) * 0.01 }
@@ -273,16 +279,15 @@ private final class Primitive {
          key.layout(rows: key.m, columns: key.n, strides: (key.ldc, 1), batchStrides: { $0.c }))
     }
 
-    static func spans(of key: ProductKey) -> (a: Int, b: Int, c: Int) {
-        let l = layouts(of: key)
-        return (ProductKey.span(l.a), ProductKey.span(l.b), ProductKey.span(l.c))
+    static func spans(of layouts: (a: OperandLayout, b: OperandLayout, c: OperandLayout)) -> (a: Int, b: Int, c: Int) {
+        (ProductKey.span(layouts.a), ProductKey.span(layouts.b), ProductKey.span(layouts.c))
     }
 
     init(_ key: ProductKey, engine: dnnl_engine_t) {
         self.key = key
         let check = MatrixEngine.check
         let layouts = Self.layouts(of: key)
-        spans = Self.spans(of: key)
+        spans = Self.spans(of: layouts)
         let inputType = key.bf16 ? dnnl_bf16 : dnnl_f32
         func descriptor(_ layout: OperandLayout, _ type: dnnl_data_type_t) -> dnnl_memory_desc_t {
             var md = dnnl_memory_desc_t()
