@@ -37,13 +37,7 @@ public struct BertConfig: Equatable, Sendable {
 
     /// Reads and validates `config.json`; errors name the file and the field.
     public init(contentsOf path: String) throws {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw InputError(path, "cannot read")
-        }
-        guard let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw InputError(path, "not a JSON object")
-        }
-        let fields = JSONFields(json, source: path)
+        let fields = try JSONFields(contentsOf: path)
         let modelType = try fields.string("model_type")
         guard Self.supportedModelTypes.contains(modelType) else {
             throw InputError(path, "unsupported model_type '\(modelType)' (supported: \(Self.supportedModelTypes.sorted().joined(separator: ", ")))")

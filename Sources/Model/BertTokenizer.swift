@@ -59,22 +59,16 @@ public struct BertTokenizer: Sendable {
 
     /// Reads a `vocab.txt`: one token a line, the id being the line number from 0.
     public init(vocabText path: String, basic: BasicTokenizer = BasicTokenizer()) throws {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw InputError(path, "cannot read") }
         var vocabulary: [String: Int32] = [:]
-        var lines = text.components(separatedBy: "\n")
-        if lines.last == "" { lines.removeLast() }
-        for (index, line) in lines.enumerated() {
-            let token = line.hasSuffix("\r") ? String(line.dropLast()) : line
-            if vocabulary[token] == nil { vocabulary[token] = Int32(index) }
+        for (index, token) in try TextFile.lines(atPath: path).enumerated() where vocabulary[String(token)] == nil {
+            vocabulary[String(token)] = Int32(index)
         }
         try self.init(vocabulary: vocabulary, basic: basic, source: path)
     }
 
     /// Reads a Hugging Face `tokenizer.json` with a WordPiece model and a BERT normalizer.
     public init(tokenizerJSON path: String) throws {
-        guard let data = FileManager.default.contents(atPath: path),
-              let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
-        else { throw InputError(path, "not a JSON object") }
+        let json = try JSONFields(contentsOf: path).json
         guard let model = json["model"] as? [String: Any] else { throw InputError(path, "missing field 'model'") }
         let type = model["type"] as? String ?? "WordPiece"
         guard type == "WordPiece" else { throw InputError(path, "model.type '\(type)' is not WordPiece") }

@@ -9,6 +9,20 @@ public struct JSONFields {
         self.source = source
     }
 
+    /// The JSON object in the file at `path`: invalid UTF-8 and JSON errors name the line.
+    public init(contentsOf path: String) throws {
+        let text = try TextFile.text(path)
+        let parsed: Any
+        do {
+            parsed = try JSONSerialization.jsonObject(with: Data(text.utf8))
+        } catch {
+            let reason = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String
+            throw InputError(path, "not valid JSON" + (reason.map { " (\($0))" } ?? ""))
+        }
+        guard let object = parsed as? [String: Any] else { throw InputError(path, "not a JSON object") }
+        self.init(object, source: path)
+    }
+
     private func value<T>(_ key: String, _ type: String, default fallback: T?, _ convert: (Any) -> T?) throws -> T {
         guard let raw = json[key], !(raw is NSNull) else {
             if let fallback { return fallback }

@@ -19,8 +19,7 @@ struct Encode: ParsableCommand {
         try precision.apply(announce: false)
         let pretrained = try PretrainedModel(folder: model.folder)
         let encoder = BertEncoder(weights: pretrained.weights)
-        var texts: [String] = []
-        while let line = readLine() { texts.append(line) }
+        let texts = try TextFile.standardInputLines().map(String.init)
         let encodings = texts.map { pretrained.tokenizer.encode($0, maxLength: inference.maxLength) }
 
         // Batches of similar length waste little on padding; longest first, so the encoder's

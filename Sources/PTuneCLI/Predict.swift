@@ -78,9 +78,8 @@ struct Predict: ParsableCommand {
     /// The inputs of a JSONL file: a text (and pair) to classify, or for tagging the words,
     /// given as "tokens" or as a text split on whitespace. Errors name the file and line.
     private func readInputs(_ path: String, kind: TaskKind) throws -> [(text: String, pair: String?, words: [String]?)] {
-        guard let content = try? String(contentsOfFile: path, encoding: .utf8) else { throw InputError(path, "cannot read") }
         var inputs: [(String, String?, [String]?)] = []
-        for (index, line) in content.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
+        for (index, line) in try TextFile.lines(atPath: path).enumerated()
         where !line.trimmingCharacters(in: .whitespaces).isEmpty {
             let place = "\(path):\(index + 1)"
             guard let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] else {

@@ -15,14 +15,12 @@ struct Tokenize: ParsableCommand {
 
     func run() throws {
         let tokenizer = try BertTokenizer(folder: model.folder)
-        var lineNumber = 0
-        while let line = readLine() {
-            lineNumber += 1
+        for (index, line) in try TextFile.standardInputLines().enumerated() {
             var second: String?
-            var first = line
+            var first = String(line)
             if pair {
                 let parts = line.split(separator: "\t", maxSplits: 1, omittingEmptySubsequences: false)
-                guard parts.count == 2 else { throw InputError("<stdin>", "line \(lineNumber): --pair needs two texts separated by a tab") }
+                guard parts.count == 2 else { throw InputError("standard input", "line \(index + 1): --pair needs two texts separated by a tab") }
                 first = String(parts[0])
                 second = String(parts[1])
             }

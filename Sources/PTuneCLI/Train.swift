@@ -34,11 +34,7 @@ struct Train: ParsableCommand {
         let trainer: Trainer
         if let resume {
             let configPath = resume + "/config.json"
-            guard let data = FileManager.default.contents(atPath: configPath),
-                  let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-                throw InputError(configPath, "cannot read the run's config")
-            }
-            let settings = try TrainingSettings(json: json, source: configPath)
+            let settings = try TrainingSettings(json: try JSONFields(contentsOf: configPath).json, source: configPath)
             try precision.apply(stored: settings.precision)
             trainer = try Trainer(settings: settings, folder: resume, resume: true, communicator: communicator)
         } else {

@@ -23,12 +23,12 @@ extension TaskSpec {
     /// Reads a split's examples; every error names the file and line.
     public func examples(_ split: String) throws -> [Example] {
         let path = try file(split)
-        guard let content = try? String(contentsOfFile: path, encoding: .utf8) else { throw InputError(path, "cannot read") }
+        let content = try TextFile.text(path)
         let examples: [Example]
         switch format {
-        case .jsonl: examples = try jsonlExamples(content, path: path)
+        case .jsonl: examples = try jsonlExamples(TextFile.lines(of: content), path: path)
         case .csv: examples = try csvExamples(content, path: path)
-        case .conll: examples = try conllExamples(content, path: path)
+        case .conll: examples = try conllExamples(TextFile.lines(of: content), path: path)
         }
         guard !examples.isEmpty else { throw InputError(path, "the \(split) split is empty") }
         return examples
@@ -48,9 +48,9 @@ extension TaskSpec {
         return index
     }
 
-    private func jsonlExamples(_ content: String, path: String) throws -> [Example] {
+    private func jsonlExamples(_ lines: [Substring], path: String) throws -> [Example] {
         var examples: [Example] = []
-        for (number, line) in content.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
+        for (number, line) in lines.enumerated()
         where !line.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
             let place = "\(path):\(number + 1)"
             guard let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] else {
@@ -99,15 +99,14 @@ extension TaskSpec {
         }
     }
 
-    private func conllExamples(_ content: String, path: String) throws -> [Example] {
+    private func conllExamples(_ lines: [Substring], path: String) throws -> [Example] {
         var examples: [Example] = []
         var words: [String] = [], tags: [Int] = []
         func flush() {
             if !words.isEmpty { examples.append(.tagging(words, tags: tags)) }
             words = []; tags = []
         }
-        for (number, rawLine) in content.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = rawLine.hasSuffix("\r") ? rawLine.dropLast() : rawLine
+        for (number, line) in lines.enumerated() {
             if line.trimmingCharacters(in: .whitespaces).isEmpty { flush(); continue }
             let place = "\(path):\(number + 1)"
             let parts = line.split(separator: "\t", omittingEmptySubsequences: false)
@@ -126,9 +125,10 @@ extension TaskSpec {
 func parseCSV(_ content: String, path: String) throws -> [(line: Int, fields: [String])] {
     var records: [(Int, [String])] = []
     var fields: [String] = [], field = "", quoted = false, afterQuote = false
-    var line = 1, recordLine = 1
+    var line = 1, recordLine = 1, quoteLine = 1
+    // A Windows-made file's line breaks, inside quotes too, read as Unix ones.
+    let content = content.replacingOccurrences(of: "\r\n", with: "\n")
     var scalars = content.unicodeScalars.makeIterator()
-    if content.unicodeScalars.first == "\u{FEFF}" { _ = scalars.next() }
     func endRecord() {
         fields.append(field)
         if !(fields.count == 1 && fields[0].isEmpty) { records.append((recordLine, fields)) }
@@ -145,6 +145,7 @@ func parseCSV(_ content: String, path: String) throws -> [(line: Int, fields: [S
             if afterQuote { field.append("\"") }
             else if !field.isEmpty { throw InputError("\(path):\(line)", "a quote inside an unquoted field") }
             quoted = true
+            quoteLine = line
         case ",": fields.append(field); field = ""
         case "\r": break
         case "\n": endRecord(); line += 1; recordLine = line
@@ -152,7 +153,7 @@ func parseCSV(_ content: String, path: String) throws -> [(line: Int, fields: [S
         }
         afterQuote = false
     }
-    if quoted { throw InputError("\(path):\(recordLine)", "a quoted field never ends") }
+    if quoted { throw InputError("\(path):\(quoteLine)", "the quoted field opened on this line never ends") }
     if !field.isEmpty || !fields.isEmpty { endRecord() }
     return records
 }

@@ -28,10 +28,7 @@ public struct TaskSpec: Equatable, Sendable {
 
     /// Reads and validates a spec file; errors name the file and the field.
     public init(contentsOf path: String) throws {
-        guard let data = FileManager.default.contents(atPath: path) else { throw InputError(path, "cannot read") }
-        guard let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw InputError(path, "not a JSON object")
-        }
+        let json = try JSONFields(contentsOf: path).json
         func string(_ key: String, default fallback: String? = nil) throws -> String {
             guard let value = json[key] else {
                 if let fallback { return fallback }

@@ -44,9 +44,10 @@ public final class Trainer {
         self.logPrefix = logPrefix ?? communicator.logPrefix
         var settings = settings
         // A resumed run computes at the precision it started with, whatever this command's default.
-        if resume, let data = FileManager.default.contents(atPath: folder + "/config.json"),
-           let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
-            settings.precision = try TrainingSettings(json: json, source: folder + "/config.json").precision
+        if resume {
+            let configPath = folder + "/config.json"
+            settings.precision = try TrainingSettings(json: JSONFields(contentsOf: configPath).json, source: configPath)
+                .precision
         }
         if settings.precision == .bf16, !MatrixEngine.supportsBFloat16 {
             throw InputError(folder, "the run computes in bf16, which this processor cannot (no AVX512-BF16 or AMX)")
@@ -228,12 +229,14 @@ public final class Trainer {
         try optimizer.restore(state: state)
         // Lines written after the checkpoint belong to the interrupted attempt: drop them.
         guard communicator.isRoot else { return }
-        let lines = (try? String(contentsOfFile: metricsPath, encoding: .utf8)) ?? ""
-        let kept = lines.split(separator: "\n").filter { line in
-            let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
-            return (object?["step"] as? Int ?? Int.max) <= step
+        // Bytes, not text: a line another program damaged is kept as it is, not the whole file lost.
+        let lines = (FileManager.default.contents(atPath: metricsPath) ?? Data())
+            .split(separator: UInt8(ascii: "\n"))
+        let kept = lines.filter { line in
+            let object = (try? JSONSerialization.jsonObject(with: line)) as? [String: Any]
+            return (object?["step"] as? Int).map { $0 <= step } ?? true
         }
-        try writeAtomically(Data(kept.map { $0 + "\n" }.joined().utf8), to: metricsPath)
+        try writeAtomically(Data(kept.map { $0 + [UInt8(ascii: "\n")] }.joined()), to: metricsPath)
     }
 
     private func appendMetrics(_ object: [String: Any]) throws {

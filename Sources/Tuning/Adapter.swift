@@ -133,11 +133,7 @@ public enum PeftAdapter {
     /// Errors name the file and the field or tensor that does not fit.
     public static func read(_ folder: String, weights: BertWeights) throws -> (model: TunedModel, info: AdapterInfo) {
         let configPath = folder + "/" + configFile
-        guard let data = FileManager.default.contents(atPath: configPath) else { throw InputError(configPath, "cannot read") }
-        guard let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw InputError(configPath, "not a JSON object")
-        }
-        let fields = JSONFields(json, source: configPath)
+        let fields = try JSONFields(contentsOf: configPath)
         let extras = try readExtras(folder + "/" + extrasFile)
         let file = AdapterTensors(try SafeTensorsFile(path: folder + "/" + weightsFile))
         let config = weights.config
@@ -178,7 +174,7 @@ public enum PeftAdapter {
                 : .ptv2(length: length, dropout: 0, positionOffset: offset)
         case "LORA":
             if try fields.bool("use_dora", default: false) { throw InputError(configPath, "use_dora is not supported") }
-            for pattern in ["rank_pattern", "alpha_pattern"] where !((json[pattern] as? [String: Any])?.isEmpty ?? true) {
+            for pattern in ["rank_pattern", "alpha_pattern"] where !((fields.json[pattern] as? [String: Any])?.isEmpty ?? true) {
                 throw InputError(configPath, "\(pattern) is not supported")
             }
             let rank = try fields.int("r"), alpha = try fields.float("lora_alpha")
@@ -221,16 +217,13 @@ public enum PeftAdapter {
         }
         let model = TunedModel(weights: weights, components: components, head: head)
         let info = AdapterInfo(spec: spec, kind: kind, labels: labels,
-                               baseModel: (json["base_model_name_or_path"] as? String) ?? "")
+                               baseModel: (fields.json["base_model_name_or_path"] as? String) ?? "")
         return (model, info)
     }
 
     private static func readExtras(_ path: String) throws -> [String: Any] {
-        guard let data = FileManager.default.contents(atPath: path) else { return [:] }
-        guard let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw InputError(path, "not a JSON object")
-        }
-        return json
+        guard FileManager.default.fileExists(atPath: path) else { return [:] }
+        return try JSONFields(contentsOf: path).json
     }
 }
 

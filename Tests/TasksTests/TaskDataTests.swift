@@ -67,6 +67,35 @@ final class TaskDataTests: XCTestCase {
         expectError("no 'test' split") { _ = try bad.examples("test") }
     }
 
+    func testWindowsLineEndingsReadAsUnixOnes() throws {
+        let (jsonl, _) = try spec(classification, files: [
+            "train.jsonl": "{\"text\": \"a\", \"label\": \"pos\"}\r\n\r\n{\"text\": \"b\", \"label\": \"neg\"}\r\n"])
+        XCTAssertEqual(try jsonl.examples("train"), [.classification("a", label: 1), .classification("b", label: 0)])
+        let conllSpec = #""name": "t", "kind": "tagging", "labels": ["O", "B-X"], "format": "conll", "train": "train.conll""#
+        let (conll, _) = try spec(conllSpec, files: ["train.conll": "a\tB-X\r\nb\tO\r\n\r\nc\tO\r\n"])
+        XCTAssertEqual(try conll.examples("train"), [.tagging(["a", "b"], tags: [1, 0]), .tagging(["c"], tags: [0])])
+        // A bad tag on a CRLF line is caught on its own line, not merged into the next one.
+        let (badTag, _) = try spec(conllSpec, files: ["train.conll": "a\tO\r\nb\tB-Y\r\nc\tO\r\n"])
+        expectError("train.conll:2: label 'B-Y'") { _ = try badTag.examples("train") }
+        let (csv, _) = try spec(#""name": "t", "kind": "classification", "labels": ["0", "1"], "format": "csv", "train": "train.csv""#,
+                                files: ["train.csv": "\u{FEFF}text,label\r\nx,1\r\n\"y\r\nz\",0\r\n"])
+        XCTAssertEqual(try csv.examples("train"), [.classification("x", label: 1), .classification("y\nz", label: 0)])
+    }
+
+    func testInvalidUTF8AndOpenQuotesNameTheirLine() throws {
+        let (spec, folder) = try spec(classification, files: [:])
+        var bytes = Data("{\"text\": \"ok\", \"label\": \"pos\"}\n{\"text\": \"".utf8)
+        bytes.append(contentsOf: [0x61, 0xC3, 0x28])
+        bytes.append(Data("\", \"label\": \"pos\"}\n".utf8))
+        try bytes.write(to: URL(fileURLWithPath: folder + "/train.jsonl"))
+        expectError("train.jsonl: line 2: invalid UTF-8 at byte offset 42 (column 12 of the line)") {
+            _ = try spec.examples("train")
+        }
+        let (csv, _) = try self.spec(#""name": "t", "kind": "classification", "labels": ["0"], "format": "csv", "train": "train.csv""#,
+                                     files: ["train.csv": "text,label\nx,0\n\"open,0\ny,0\n"])
+        expectError("train.csv:3: the quoted field opened on this line never ends") { _ = try csv.examples("train") }
+    }
+
     func testWordTagsGoToTheFirstPieceAndTruncationDropsWholeWords() throws {
         let tokenizer = try BertTokenizer(tokenizerJSON: try pretrainedModelFolder() + "/tokenizer.json")
         let n = tokenizer.pieceIds("unbelievably").count
