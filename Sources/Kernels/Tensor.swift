@@ -39,6 +39,9 @@ public final class Tensor {
     /// A copy of the elements as an array.
     public var array: [Float] { Array(buffer) }
 
+    /// Whether no element is NaN or infinite.
+    public var isFinite: Bool { buffer.allSatisfy(\.isFinite) }
+
     /// Sets every element to zero.
     public func zero() { data.update(repeating: 0, count: count) }
 

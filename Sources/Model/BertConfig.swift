@@ -68,6 +68,19 @@ public struct BertConfig: Equatable, Sendable {
         where value <= 0 {
             throw InputError(path, "field '\(key)' must be positive, not \(value)")
         }
+        guard typeVocabSize >= 2 else {
+            throw InputError(path, "type_vocab_size must be at least 2 (text pairs use token type 1), not \(typeVocabSize)")
+        }
+        for (key, value) in [("hidden_dropout_prob", hiddenDropout), ("attention_probs_dropout_prob", attentionDropout)]
+        where !(0..<1).contains(value) {
+            throw InputError(path, "field '\(key)' must be in [0, 1), not \(value)")
+        }
+        guard layerNormEps > 0, layerNormEps.isFinite else {
+            throw InputError(path, "field 'layer_norm_eps' must be a positive number, not \(layerNormEps)")
+        }
+        guard (0..<vocabSize).contains(padTokenId) else {
+            throw InputError(path, "pad_token_id \(padTokenId) is outside the vocabulary of \(vocabSize)")
+        }
         guard hiddenSize % heads == 0 else {
             throw InputError(path, "hidden_size \(hiddenSize) is not a multiple of num_attention_heads \(heads)")
         }

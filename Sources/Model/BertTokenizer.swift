@@ -17,6 +17,8 @@ public struct BertTokenizer: Sendable {
     public let vocabulary: [String: Int32]
     public let basic: BasicTokenizer
     public let unknownId: Int32, classifierId: Int32, separatorId: Int32, paddingId: Int32
+    /// The largest id any token maps to: the embedding table must have a row for it.
+    public let largestId: Int32
     /// Words longer than this many characters become `[UNK]`, as in BERT.
     public let maxCharactersPerWord = 100
 
@@ -24,6 +26,10 @@ public struct BertTokenizer: Sendable {
     /// or lacks a special token.
     public init(vocabulary: [String: Int32], basic: BasicTokenizer, source: String) throws {
         guard !vocabulary.isEmpty else { throw InputError(source, "empty vocabulary") }
+        if let (token, id) = vocabulary.first(where: { $0.value < 0 }) {
+            throw InputError(source, "token '\(token)' has the negative id \(id)")
+        }
+        largestId = vocabulary.values.max()!
         func id(_ token: String) throws -> Int32 {
             guard let id = vocabulary[token] else { throw InputError(source, "vocabulary lacks '\(token)'") }
             return id
@@ -78,6 +84,9 @@ public struct BertTokenizer: Sendable {
         let basic = BasicTokenizer(
             lowercase: lowercase, stripAccents: normalizer["strip_accents"] as? Bool,
             splitChineseCharacters: normalizer["handle_chinese_chars"] as? Bool ?? true)
+        if let (token, id) = vocab.first(where: { Int32(exactly: $0.value) == nil }) {
+            throw InputError(path, "token '\(token)' has the id \(id), past any embedding table")
+        }
         try self.init(vocabulary: vocab.mapValues { Int32($0) }, basic: basic, source: path)
     }
 

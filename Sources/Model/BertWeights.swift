@@ -72,15 +72,31 @@ public final class BertWeights {
     /// `bert.` prefix and the old `LayerNorm.gamma`/`beta` spelling.
     /// Errors name the file and the missing or mis-shaped tensor.
     public convenience init(config: BertConfig, checkpoint: SafeTensorsFile) throws {
+        // Every size of the config meets a tensor of the file before anything is allocated by it,
+        // so a config's huge number fails here as a mismatch, not as an allocation.
+        let (c, last) = (config.hiddenSize, config.layers - 1)
+        for (name, shape) in [("embeddings.word_embeddings.weight", [config.vocabSize, c]),
+                              ("embeddings.position_embeddings.weight", [config.maxPositions, c]),
+                              ("embeddings.token_type_embeddings.weight", [config.typeVocabSize, c]),
+                              ("encoder.layer.\(last).intermediate.dense.weight", [config.intermediateSize, c])] {
+            try Self.check(name, shape, in: checkpoint)
+        }
         self.init(config: config)
         for parameter in parameters.all {
-            let stored = try Self.storedName(for: parameter.name, in: checkpoint)
-            let info = try checkpoint.info(stored)
-            guard info.shape == parameter.shape else {
-                throw InputError(checkpoint.path, "tensor '\(stored)' has shape \(info.shape) but the config implies \(parameter.shape)")
-            }
-            try checkpoint.readFloats(stored, into: parameter.value.data)
+            try checkpoint.readFloats(try Self.check(parameter.name, parameter.shape, in: checkpoint),
+                                      into: parameter.value.data)
         }
+    }
+
+    /// The checkpoint's name for tensor `name`, after checking it has `shape`.
+    @discardableResult
+    private static func check(_ name: String, _ shape: [Int], in checkpoint: SafeTensorsFile) throws -> String {
+        let stored = try storedName(for: name, in: checkpoint)
+        let info = try checkpoint.info(stored)
+        guard info.shape == shape else {
+            throw InputError(checkpoint.path, "tensor '\(stored)' has shape \(info.shape) but the config implies \(shape)")
+        }
+        return stored
     }
 
     private static func storedName(for name: String, in checkpoint: SafeTensorsFile) throws -> String {

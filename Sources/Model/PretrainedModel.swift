@@ -18,6 +18,11 @@ public struct PretrainedModel {
         let checkpoint = try SafeTensorsFile(path: (folder as NSString).appendingPathComponent("model.safetensors"))
         weights = try BertWeights(config: config, checkpoint: checkpoint)
         tokenizer = try BertTokenizer(folder: folder)
+        // A token id past the table would read outside it: the vocabulary must fit the model.
+        guard Int(tokenizer.largestId) < config.vocabSize else {
+            throw InputError(folder, "the tokenizer has ids up to \(tokenizer.largestId) but the model's embedding table "
+                             + "has \(config.vocabSize) rows (vocab_size in config.json); tokenizer and model do not match")
+        }
     }
 
     /// The folder `scripts/fetch-model.sh` fills: `$PTUNE_MODEL` if set, else

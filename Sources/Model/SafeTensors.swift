@@ -62,10 +62,11 @@ public final class SafeTensorsFile {
         mappedLength = fileSize
         // From here on, a throw must unmap: deinit does not run for a failed init.
         do {
-            let headerLength = Int(UInt64(littleEndian: mapped.loadUnaligned(as: UInt64.self)))
-            guard headerLength <= fileSize - 8 else {
-                throw InputError(path, "header length \(headerLength) exceeds the file's \(fileSize - 8) bytes after it; file truncated?")
+            let declared = UInt64(littleEndian: mapped.loadUnaligned(as: UInt64.self))
+            guard declared <= UInt64(fileSize - 8) else {
+                throw InputError(path, "header length \(declared) exceeds the file's \(fileSize - 8) bytes after it; file truncated?")
             }
+            let headerLength = Int(declared)
             dataStart = UnsafeRawPointer(mapped + 8 + headerLength)
             let headerBytes = Data(bytes: mapped + 8, count: headerLength)
             (tensors, metadata) = try Self.parseHeader(headerBytes, dataSize: fileSize - 8 - headerLength, path: path)
@@ -100,7 +101,17 @@ public final class SafeTensorsFile {
             }
             guard shape.allSatisfy({ $0 >= 0 }) else { throw InputError(path, "tensor '\(name)': negative dimension in shape \(shape)") }
             let (begin, end) = (offsets[0], offsets[1])
-            let expected = shape.reduce(1, *) * dtype.size
+            // Checked products: a shape from a hostile header may overflow Int.
+            var expected: Int? = dtype.size
+            for dimension in shape {
+                expected = expected.flatMap { size in
+                    let (product, overflow) = size.multipliedReportingOverflow(by: dimension)
+                    return overflow || product > dataSize ? nil : product
+                }
+            }
+            guard let expected else {
+                throw InputError(path, "tensor '\(name)': shape \(shape) of \(dtypeName) needs more bytes than the file holds")
+            }
             guard begin >= 0, end >= begin, end - begin == expected else {
                 throw InputError(path, "tensor '\(name)': data_offsets [\(begin), \(end)] hold \(end - begin) bytes but shape \(shape) of \(dtypeName) needs \(expected)")
             }

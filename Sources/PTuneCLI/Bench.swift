@@ -56,6 +56,7 @@ struct Bench: ParsableCommand {
         let tuned = TunedModel(weights: weights, components: components,
                                head: TaskHead(kind: .classification, labels: 2, hiddenSize: weights.config.hiddenSize,
                                               dropout: weights.config.hiddenDropout, seed: 0))
+        try tuned.checkFits(maxLength: seq, option: "--seq")
         let optimizer = AdamW(parameters: tuned.trainable)
         let frozenCache = cacheFrozenLayers ? FrozenOutputCache() : nil
         var random = SplitMix(seed: 1)

@@ -18,6 +18,9 @@ struct Encode: ParsableCommand {
     func run() throws {
         try precision.apply(announce: false)
         let pretrained = try PretrainedModel(folder: model.folder)
+        guard inference.maxLength <= pretrained.config.maxPositions else {
+            throw InputError("--max-length", "must be at most the model's \(pretrained.config.maxPositions) positions, not \(inference.maxLength)")
+        }
         let encoder = BertEncoder(weights: pretrained.weights)
         let texts = try TextFile.standardInputLines().map(String.init)
         let encodings = texts.map { pretrained.tokenizer.encode($0, maxLength: inference.maxLength) }
@@ -36,7 +39,12 @@ struct Encode: ParsableCommand {
             let output = encoder.forward(batch, forBackward: false, positions: .first)   // [CLS] and pooler only
             tokens += batch.tokenCount
             for (b, index) in members.enumerated() {
-                lines[index] = "{\"pooler_output\":\(jsonArray(output.pooledOutput(b))),\"cls\":\(jsonArray(output.hidden(b, 0)))}"
+                let (pooled, cls) = (output.pooledOutput(b), output.hidden(b, 0))
+                guard (pooled + cls).allSatisfy(\.isFinite) else {
+                    throw InputError(model.folder, "the model computes non-finite values (NaN or infinity) for input line "
+                                     + "\(index + 1); its weights are broken")
+                }
+                lines[index] = "{\"pooler_output\":\(jsonArray(pooled)),\"cls\":\(jsonArray(cls))}"
             }
         }
         let seconds = (clock.now - start).seconds

@@ -30,6 +30,7 @@ struct Predict: ParsableCommand {
         try precision.apply(announce: false)
         let pretrained = try PretrainedModel(folder: model.folder)
         let (tuned, info) = try PeftAdapter.read(adapter, weights: pretrained.weights)
+        try tuned.checkFits(maxLength: inference.maxLength)
         if merge { for (_, linear) in pretrained.weights.linears { linear.merge() } }
         let inputs = try readInputs(input, kind: info.kind)
         // Tagging: each word's first piece carries its label, as in training; words cut by truncation get none.
@@ -46,6 +47,10 @@ struct Predict: ParsableCommand {
             let members = Array(encoded[start..<min(start + inference.batchSize, encoded.count)])
             let batch = TokenBatch(encodings: members.map(\.encoding), paddingId: pretrained.tokenizer.paddingId)
             let logits = tuned.forward(batch, forBackward: false)
+            // JSON has no NaN: a broken adapter is an error, not an unreadable line.
+            guard logits.isFinite else {
+                throw InputError(adapter, "computes non-finite logits (NaN or infinity); its weights are broken or diverged")
+            }
             let labels = tuned.head.labelCount
             for (b, member) in members.enumerated() {
                 func row(_ index: Int) -> [Float] { Array(UnsafeBufferPointer(start: logits.data + index * labels, count: labels)) }

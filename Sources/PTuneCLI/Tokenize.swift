@@ -13,6 +13,10 @@ struct Tokenize: ParsableCommand {
     @Option(help: "Truncate to this many tokens, [CLS] and [SEP] included.")
     var maxLength = 512
 
+    func validate() throws {
+        guard maxLength >= 2 else { throw ValidationError("--max-length must be at least 2 ([CLS] and [SEP])") }
+    }
+
     func run() throws {
         let tokenizer = try BertTokenizer(folder: model.folder)
         for (index, line) in try TextFile.standardInputLines().enumerated() {

@@ -70,9 +70,10 @@ struct Eval: ParsableCommand {
         guard info.kind == spec.kind, tuned.head.labelCount == spec.labels.count else {
             throw InputError(adapter, "the adapter's head (\(info.kind.rawValue), \(tuned.head.labelCount) labels) does not fit task \(spec.name) (\(spec.kind.rawValue), \(spec.labels.count) labels)")
         }
+        try tuned.checkFits(maxLength: inference.maxLength)
         let data = try SplitData(spec: spec, split: split,
                                  encoder: ExampleEncoder(tokenizer: pretrained.tokenizer, kind: spec.kind, maxLength: inference.maxLength))
-        let scores = evaluate(tuned, on: data, batchSize: inference.batchSize, paddingId: pretrained.tokenizer.paddingId).scores
+        let scores = try evaluate(tuned, on: data, batchSize: inference.batchSize, paddingId: pretrained.tokenizer.paddingId).scores
         if json {
             let object: [String: Any] = ["task": spec.name, "split": split, "examples": data.examples.count, "metrics": scores]
             print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
@@ -87,10 +88,16 @@ struct Eval: ParsableCommand {
 /// any rank ends every rank (MPI_Abort) with its message, rather than leaving the others
 /// waiting in a collective.
 func withCommunicator(_ body: (Communicator) throws -> Void) throws {
-    guard MPICommunicator.launchedByMPI else { return try body(SingleProcess()) }
-    let world = MPICommunicator.world()
+    let world: Communicator = MPICommunicator.launchedByMPI ? MPICommunicator.world() : SingleProcess()
     do {
         try body(world)
+    } catch let stop as TrainingInterrupted {
+        // Every rank stopped at the same step, the checkpoint is written: a clean exit, not an abort.
+        if world.isRoot { FileHandle.standardError.write(Data("stopped: \(stop)\n".utf8)) }
+        world.barrier()
+        exit(stop.exitStatus)
+    } catch where !MPICommunicator.launchedByMPI {
+        throw error
     } catch is CollectiveError where !world.isRoot {
         world.barrier()   // rank 0 reports it and ends the job
         exit(1)

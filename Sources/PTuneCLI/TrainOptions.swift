@@ -15,6 +15,8 @@ struct TrainOptions: ParsableArguments {
     @Option(help: "Clip the gradients' global norm to this (0: no clipping).") var maxGradNorm: Float = 1
     @Option(help: "Evaluate on dev every N steps (default: each epoch).") var evalEvery: Int?
     @Option(help: "Stop after N evaluations without improvement.") var patience: Int?
+    @Option(help: "Write a checkpoint every N steps too, besides each evaluation and SIGINT/SIGTERM (0: only then).")
+    var checkpointEvery = 100
     @Option(help: "Seed of initial values, batch order and dropout.") var seed: UInt64 = 42
     @Option(help: "Truncate examples to this many tokens.") var maxLength = 128
     @Option(help: "Log every N steps.") var logEvery = 10
@@ -33,6 +35,7 @@ struct TrainOptions: ParsableArguments {
         settings.maxGradNorm = maxGradNorm
         settings.evalEvery = evalEvery
         settings.patience = patience
+        settings.checkpointEvery = checkpointEvery == 0 ? nil : checkpointEvery
         settings.seed = seed
         settings.maxLength = maxLength
         settings.logEvery = logEvery

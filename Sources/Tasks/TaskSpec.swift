@@ -39,6 +39,13 @@ public struct TaskSpec: Equatable, Sendable {
         }
         self.path = path
         name = try string("name")
+        // The name becomes a folder of runs and registries: a plain name, never a path.
+        let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "._-"))
+        guard name.count <= 100, name.unicodeScalars.allSatisfy({ $0.isASCII && allowed.contains($0) }),
+              name != ".", name != "..", !name.hasPrefix(".") else {
+            throw InputError(path, "field 'name' must be a plain name of letters, digits, '.', '_' and '-' "
+                             + "(at most 100, not starting with '.'), not '\(name)'")
+        }
         guard let kind = TaskKind(rawValue: try string("kind")) else {
             throw InputError(path, "field 'kind' must be classification or tagging")
         }

@@ -46,6 +46,10 @@ public final class Adaptation {
     /// `out/registry/` on rank 0. Returns each task's summary, on every rank.
     @discardableResult
     public func run(tasks: [String], runName: String = "runs", settings: (String) -> TrainingSettings) throws -> [[String: Any]] {
+        let names = try world.agreed(Result { try uniqueTaskNames(tasks) })
+        // The job folder's lock, on the coordinator: a second job on the same --out stops here.
+        let lock = try world.agreed(Result { world.isRoot ? try RunFolder(claiming: out, for: "job") : nil })
+        defer { withExtendedLifetime(lock) {} }
         let color = world.rank % groups
         let group = world.split(color: color, key: world.rank)
         let order = handOutOrder(tasks)
@@ -55,8 +59,7 @@ public final class Adaptation {
             let taken = group.isRoot ? counter.fetchAndAdd(1) : 0
             let next = group.broadcast(withUnsafeBytes(of: taken) { Data($0) }, root: 0).withUnsafeBytes { $0.load(as: Int.self) }
             guard next < order.count else { break }
-            let task = tasks[order[next]]
-            let name = try TaskSpec(contentsOf: task).name
+            let (task, name) = (tasks[order[next]], names[order[next]])
             let folder = "\(out)/\(runName)/\(name)"
             var summary: [String: Any]
             if resume, let finished = try? JSONSerialization.jsonObject(
@@ -65,7 +68,7 @@ public final class Adaptation {
             } else {
                 let started = ContinuousClock.now
                 let trainer = try Trainer(settings: settings(task), folder: folder,
-                                          resume: resume && FileManager.default.fileExists(atPath: folder + "/checkpoint.safetensors"),
+                                          resume: resume && FileManager.default.fileExists(atPath: folder + "/config.json"),
                                           communicator: group, logPrefix: world.logPrefix(group: color))
                 guard let trained = try trainer.run() else { continue }
                 summary = trained
@@ -86,6 +89,18 @@ public final class Adaptation {
         if world.isRoot { try writeRegistry(results, folder: "\(out)/registry") }
         world.barrier()
         return results.map { $0.filter { $0.key != "files" } }
+    }
+
+    /// The tasks' names, which name their folders: an error naming both spec files when two share one.
+    private func uniqueTaskNames(_ tasks: [String]) throws -> [String] {
+        let names = try tasks.map { try TaskSpec(contentsOf: $0).name }
+        for (index, name) in names.enumerated() {
+            if let earlier = names[..<index].firstIndex(of: name) {
+                throw InputError(tasks[index], "task name '\(name)' is also the name of \(tasks[earlier]); "
+                                 + "each task of a job needs its own name (it names the task's folder)")
+            }
+        }
+        return names
     }
 
     private func adapterFiles(_ folder: String) throws -> [String: Data] {

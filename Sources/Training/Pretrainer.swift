@@ -36,6 +36,19 @@ public final class PromptPretrainer {
         }
 
         var method: MethodSpec { .ptv2(length: promptLength, dropout: promptDropout, positionOffset: nil) }
+
+        /// Checks the numbers; errors name the option.
+        func validate() throws {
+            for (name, value) in [("--pretrain-steps", steps), ("--pretrain-batch-size", batchSize),
+                                  ("--max-length", maxLength), ("--log-every", logEvery)] where value <= 0 {
+                throw InputError(name, "must be positive, not \(value)")
+            }
+            guard temperature > 0, temperature.isFinite else {
+                throw InputError("--temperature", "must be a positive finite number, not \(temperature)")
+            }
+            try validateOptimizer(learningRate: learningRate, weightDecay: weightDecay, warmupRatio: warmupRatio,
+                                  maxGradNorm: maxGradNorm, learningRateOption: "--pretrain-lr")
+        }
     }
 
     public let settings: Settings
@@ -51,6 +64,7 @@ public final class PromptPretrainer {
 
     public init(settings: Settings, folder: String, communicator: Communicator = SingleProcess()) throws {
         guard !settings.tasks.isEmpty else { throw InputError("--tasks", "name at least one task spec") }
+        try settings.validate()
         guard settings.batchSize >= communicator.size else {
             throw InputError("--batch-size", "the global batch of \(settings.batchSize) cannot be shared by \(communicator.size) ranks")
         }
@@ -67,6 +81,12 @@ public final class PromptPretrainer {
             })
         })
         (self.pretrained, self.specs, self.data) = (pretrained, specs, data)
+        for (index, spec) in specs.enumerated() {
+            if let earlier = specs[..<index].firstIndex(where: { $0.name == spec.name }) {
+                throw InputError(spec.path, "task name '\(spec.name)' is also the name of \(specs[earlier].path); "
+                                 + "each task of a job needs its own name")
+            }
+        }
         guard let shared = try settings.method.components(weights: pretrained.weights, seed: settings.seed).first as? PromptTuning else {
             preconditionFailure("P-tuning v2 builds a prompt")
         }
@@ -77,6 +97,7 @@ public final class PromptPretrainer {
                        head: TaskHead(kind: spec.kind, labels: spec.labels.count, hiddenSize: pretrained.config.hiddenSize,
                                       dropout: pretrained.config.hiddenDropout, seed: settings.seed &+ UInt64(index) &+ 1))
         }
+        try models[0].checkFits(maxLength: settings.maxLength)
         exchanges = models.map { [communicator] in GradientExchange(communicator: communicator, parameters: $0.trainable) }
         optimizer = AdamW(parameters: shared.parameters + models.flatMap(\.head.parameters), weightDecay: settings.weightDecay)
         for exchange in exchanges { exchange.broadcastValues() }
@@ -101,12 +122,26 @@ public final class PromptPretrainer {
     /// Trains the prompt, or with `resume` reuses one an earlier run of this folder finished.
     @discardableResult
     public func run(resume: Bool = false) throws -> [String: Any] {
-        if resume, FileManager.default.fileExists(atPath: folder + "/prompt.safetensors"),
+        let promptPath = folder + "/prompt.safetensors"
+        if resume, FileManager.default.fileExists(atPath: promptPath),
            let summary = try? JSONSerialization.jsonObject(
                with: Data(contentsOf: URL(fileURLWithPath: folder + "/summary.json"))) as? [String: Any] {
             return summary
         }
-        if communicator.isRoot { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
+        // Rank 0 alone writes the folder: it checks and locks it, every rank hears the outcome.
+        let lock = try communicator.agreed(Result { () -> RunFolder? in
+            guard communicator.isRoot else { return nil }
+            if !resume && FileManager.default.fileExists(atPath: promptPath) {
+                throw InputError(folder, "already holds a pretrained prompt; pass --resume to keep it, or choose another --out")
+            }
+            let ours = ["prompt.safetensors", "metrics.jsonl", "summary.json", RunFolder.lockName]
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+            if let other = names.first(where: { !ours.contains($0) && !$0.hasPrefix(".") }) {
+                throw InputError(folder, "holds '\(other)', which is not a pretraining's file; choose a new --out")
+            }
+            return try RunFolder(claiming: folder, for: "pretraining")
+        })
+        defer { withExtendedLifetime(lock) {} }
         let progress = Progress(total: settings.steps, label: "\(communicator.logPrefix)pretrain", quiet: !communicator.isRoot)
         progress.log("multi-task prompt pretraining on " + zip(specs, data).map { "\($0.name) (\($1.encoded.count))" }
             .joined(separator: ", ") + "; \(prompt.embedding.value.count) shared prompt parameters")

@@ -43,13 +43,18 @@ public func primaryMetric(_ spec: TaskSpec) -> String {
 /// (one label, or one tag per kept word, per example). With several ranks each predicts a
 /// share of the batches and every rank gets all predictions, so all compute the same scores.
 public func evaluate(_ model: TunedModel, on data: SplitData, batchSize: Int, paddingId: Int32,
-                     communicator: Communicator = SingleProcess()) -> (scores: Scores, predictions: [[Int]]) {
+                     communicator: Communicator = SingleProcess()) throws -> (scores: Scores, predictions: [[Int]]) {
     var predictions = [[Int]](repeating: [], count: data.encoded.count)
     let labels = model.head.labelCount
     let batches = Batching.evaluationBatches(lengths: data.lengths, batchSize: batchSize)
     for (number, members) in batches.enumerated() where number % communicator.size == communicator.rank {
         let batch = data.batch(members, paddingId: paddingId)
         let logits = model.forward(batch.tokens, forBackward: false)
+        // A NaN has no argmax: scoring it would report a number for a broken model.
+        guard logits.isFinite else {
+            throw InputError((try? data.spec.file(data.name)) ?? data.name, "the model computes non-finite logits (NaN or infinity) on this split; "
+                             + "its weights are broken or diverged")
+        }
         func argmax(_ row: Int) -> Int {
             let base = logits.data + row * labels
             return (0..<labels).max { base[$0] < base[$1] }!

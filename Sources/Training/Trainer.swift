@@ -10,7 +10,9 @@ import Tuning
 ///     config.json       the resolved settings (what --resume reads)
 ///     metrics.jsonl     step, loss, learning rate, tokens/s; dev metrics at each evaluation
 ///     best_adapter/     the best adapter on dev, in PEFT's format
-///     checkpoint.safetensors  the last evaluation's state: trainable weights, AdamW moments, step
+///     checkpoint.safetensors  the state at the last evaluation, every `checkpointEvery` steps or at
+///                       SIGINT/SIGTERM: trainable weights, AdamW moments, step
+///     .ptune.lock       held while a process works on the run (see `RunFolder`)
 ///     summary.json      best dev metrics, test metrics of the best adapter, counts and wall time
 ///
 /// Deterministic for a seed: batch order per epoch, dropout per step and sequence and initial
@@ -27,6 +29,8 @@ public final class Trainer {
     public let spec: TaskSpec
     public let model: TunedModel
     public let train: SplitData, dev: SplitData
+    /// The test split, read before training so a bad file fails before the work, not after it.
+    public let test: SplitData?
     public let communicator: Communicator
     public let exchange: GradientExchange
     private let logPrefix: String
@@ -36,6 +40,9 @@ public final class Trainer {
     private var step = 0
     private var bestScore = -Double.infinity, bestStep = 0, evaluationsWithoutGain = 0
     private var wallSeconds = 0.0
+    private var checkpointStep = 0
+    /// The folder's lock, on rank 0 (the only writer), held for the trainer's life.
+    private var runFolder: RunFolder?
 
     /// Prepares a new run in `folder` (which must not hold one), or with `resume`, continues the run there.
     /// - Parameter logPrefix: what log lines start with (default: the rank, when there are several).
@@ -58,12 +65,14 @@ public final class Trainer {
             throw InputError("--batch-size", "the global batch of \(settings.batchSize) cannot be shared by \(communicator.size) ranks")
         }
         // Files may load on one rank and not another (another node's file system): agree first.
-        (pretrained, spec, train, dev) = try communicator.agreed(Result {
+        (pretrained, spec, train, dev, test) = try communicator.agreed(Result {
             let pretrained = try PretrainedModel(folder: settings.modelFolder)
             let spec = try TaskSpec(contentsOf: settings.taskSpec)
+            try settings.method.validate(config: pretrained.config)
             let encoder = ExampleEncoder(tokenizer: pretrained.tokenizer, kind: spec.kind, maxLength: settings.maxLength)
             return (pretrained, spec, try SplitData(spec: spec, split: "train", encoder: encoder),
-                    try SplitData(spec: spec, split: spec.splits["dev"] == nil ? "train" : "dev", encoder: encoder))
+                    try SplitData(spec: spec, split: spec.splits["dev"] == nil ? "train" : "dev", encoder: encoder),
+                    try spec.splits["test"].map { _ in try SplitData(spec: spec, split: "test", encoder: encoder) })
         })
         let description = try JSONSerialization.data(withJSONObject: settings.json, options: [.sortedKeys])
         guard Set(communicator.allGather(description)).count == 1 else {
@@ -82,21 +91,31 @@ public final class Trainer {
         let head = TaskHead(kind: spec.kind, labels: spec.labels.count, hiddenSize: pretrained.config.hiddenSize,
                             dropout: settings.headDropout, seed: settings.seed &+ 1)
         model = TunedModel(weights: pretrained.weights, components: components, head: head)
+        try model.checkFits(maxLength: settings.maxLength)
         optimizer = AdamW(parameters: model.trainable, weightDecay: settings.weightDecay)
         exchange = GradientExchange(communicator: communicator, parameters: model.trainable)
         frozenCache = settings.cacheFrozenLayers ? FrozenOutputCache() : nil
-        if resume {
-            try restore()
-        } else {
-            guard !FileManager.default.fileExists(atPath: checkpointPath) else {
+        // Rank 0 alone writes the folder, so it alone checks and locks it; every rank hears the outcome.
+        runFolder = try communicator.agreed(Result { () -> RunFolder? in
+            guard communicator.isRoot else { return nil }
+            let holdsRun = FileManager.default.fileExists(atPath: folder + "/config.json")
+            if !resume && holdsRun {
                 throw InputError(folder, "already holds a run; pass --resume to continue it, or choose another --out")
             }
-            communicator.barrier()   // every rank has looked before rank 0 writes
-            if communicator.isRoot {
-                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-                try writeJSON(settings.json, to: folder + "/config.json")
-                try writeAtomically(Data(), to: metricsPath)
+            if !resume && RunFolder.holdsFiles(folder) {
+                throw InputError(folder, "exists and holds files that are not a PTune run; choose a new --out "
+                                 + "(nothing was changed)")
             }
+            if resume && !holdsRun { throw InputError(folder, "holds no run to resume (no config.json)") }
+            return try RunFolder(claiming: folder, for: "run")
+        })
+        StopRequest.install()
+        if resume && FileManager.default.fileExists(atPath: checkpointPath) {
+            try restore()
+        } else if communicator.isRoot {
+            // A new run, or one stopped before its first checkpoint: from the start.
+            try writeJSON(settings.json, to: folder + "/config.json")
+            try writeAtomically(Data(), to: metricsPath)
         }
         exchange.broadcastValues()
     }
@@ -135,6 +154,13 @@ public final class Trainer {
                                                       exchange: exchange, paddingId: pretrained.tokenizer.paddingId,
                                                       dropoutSeed: stepSeed(settings.seed, step), frozenCache: frozenCache)
             let clipping = gradientClipping(model.trainable, maxNorm: settings.maxGradNorm)
+            // Loss and gradients are global sums, so every rank sees the same and stops together,
+            // before the update: the last checkpoint and the best adapter stay as they were.
+            guard loss.isFinite, clipping.norm.isFinite else {
+                progress.finish()
+                throw TrainingDiverged(step: step + 1, what: loss.isFinite ? "the gradient's norm" : "the loss",
+                                       lastCheckpoint: checkpointStep)
+            }
             let lr = linearSchedule(step: step, total: totalSteps,
                                     warmup: Int(settings.warmupRatio * Float(totalSteps)), peak: settings.learningRate)
             optimizer.update(lr: lr, gradientScale: clipping.factor)
@@ -169,6 +195,15 @@ public final class Trainer {
                 progress.finish()
                 return nil
             }
+            let signal = StopRequest.agreed(communicator)
+            if signal != 0, step < totalSteps, !stopped {
+                if checkpointStep != step { try writeCheckpoint() }
+                progress.finish()
+                throw TrainingInterrupted(signal: signal, step: step, folder: folder)
+            }
+            if let every = settings.checkpointEvery, step % every == 0, checkpointStep != step, step < totalSteps {
+                try writeCheckpoint()
+            }
         }
         progress.finish()
         return try finish()
@@ -178,7 +213,7 @@ public final class Trainer {
     /// returns whether early stopping says to stop.
     private func evaluateAndCheckpoint(_ progress: Progress) throws -> Bool {
         exchange.checkConsistent(step: step)
-        let (scores, _) = evaluate(model, on: dev, batchSize: settings.batchSize, paddingId: pretrained.tokenizer.paddingId,
+        let (scores, _) = try evaluate(model, on: dev, batchSize: settings.batchSize, paddingId: pretrained.tokenizer.paddingId,
                                    communicator: communicator)
         let score = scores[primaryMetric(spec)] ?? 0
         try appendMetrics(["step": step, dev.name: scores])
@@ -205,6 +240,7 @@ public final class Trainer {
 
     private func writeCheckpoint() throws {
         defer { communicator.barrier() }   // no rank runs ahead of a checkpoint it may need to resume from
+        checkpointStep = step
         guard communicator.isRoot else { return }
         try TrainingCheckpoint.write(model, state: optimizer.state, metadata: [
             "step": String(step), "best_score": String(bestScore), "best_step": String(bestStep),
@@ -213,19 +249,23 @@ public final class Trainer {
     }
 
     private func restore() throws {
-        guard FileManager.default.fileExists(atPath: checkpointPath) else {
-            throw InputError(folder, "no checkpoint.safetensors to resume from")
-        }
         let (state, metadata) = try TrainingCheckpoint.read(checkpointPath, into: model)
         func number(_ key: String) throws -> Double {
             guard let value = metadata[key].flatMap(Double.init) else { throw InputError(checkpointPath, "metadata lacks '\(key)'") }
             return value
         }
-        step = Int(try number("step"))
+        func count(_ key: String, within range: ClosedRange<Int>) throws -> Int {
+            guard let value = Int(exactly: try number(key)), range.contains(value) else {
+                throw InputError(checkpointPath, "metadata '\(key)' must be a whole number within \(range), not \(metadata[key]!)")
+            }
+            return value
+        }
+        step = try count("step", within: 0...totalSteps)
         bestScore = try number("best_score")
-        bestStep = Int(try number("best_step"))
-        evaluationsWithoutGain = Int(try number("evaluations_without_gain"))
+        bestStep = try count("best_step", within: 0...step)
+        evaluationsWithoutGain = try count("evaluations_without_gain", within: 0...step)
         wallSeconds = try number("wall_seconds")
+        checkpointStep = step
         try optimizer.restore(state: state)
         // Lines written after the checkpoint belong to the interrupted attempt: drop them.
         guard communicator.isRoot else { return }
@@ -258,13 +298,11 @@ public final class Trainer {
         ]
         let best = try PretrainedModel(folder: settings.modelFolder)
         let (adapter, _) = try PeftAdapter.read(adapterPath, weights: best.weights)
-        let encoder = ExampleEncoder(tokenizer: pretrained.tokenizer, kind: spec.kind, maxLength: settings.maxLength)
-        summary[dev.name] = evaluate(adapter, on: dev, batchSize: settings.batchSize, paddingId: pretrained.tokenizer.paddingId,
+        summary[dev.name] = try evaluate(adapter, on: dev, batchSize: settings.batchSize, paddingId: pretrained.tokenizer.paddingId,
                                      communicator: communicator).scores
         let lowercase = pretrained.tokenizer.basic.lowercase
-        if spec.splits["test"] != nil {
-            let test = try SplitData(spec: spec, split: "test", encoder: encoder)
-            summary["test"] = evaluate(adapter, on: test, batchSize: settings.batchSize, paddingId: pretrained.tokenizer.paddingId,
+        if let test {
+            summary["test"] = try evaluate(adapter, on: test, batchSize: settings.batchSize, paddingId: pretrained.tokenizer.paddingId,
                                        communicator: communicator).scores
             summary["baseline"] = baselineScores(spec, train: train.examples, on: test.examples, lowercase: lowercase)
         } else {

@@ -21,6 +21,8 @@ public struct TrainingSettings: Equatable {
     public var evalEvery: Int?
     /// Stop after this many evaluations without improvement (nil: never).
     public var patience: Int?
+    /// Also write a checkpoint every this many steps (nil: at evaluations and signals only).
+    public var checkpointEvery: Int?
     public var seed: UInt64 = 42
     public var maxLength: Int = 128
     public var logEvery: Int = 10
@@ -63,6 +65,7 @@ public struct TrainingSettings: Equatable {
         if let maxSteps { object["max_steps"] = maxSteps }
         if let evalEvery { object["eval_every"] = evalEvery }
         if let patience { object["patience"] = patience }
+        if let checkpointEvery { object["checkpoint_every"] = checkpointEvery }
         if let initialPrompt { object["initial_prompt"] = initialPrompt }
         if cacheFrozenLayers { object["cache_frozen_layers"] = true }
         return object
@@ -85,6 +88,7 @@ public struct TrainingSettings: Equatable {
         maxSteps = json["max_steps"] as? Int
         evalEvery = json["eval_every"] as? Int
         patience = json["patience"] as? Int
+        checkpointEvery = json["checkpoint_every"] as? Int
         initialPrompt = json["initial_prompt"] as? String
         cacheFrozenLayers = json["cache_frozen_layers"] as? Bool ?? false
         // Runs from before the field existed computed in float32.
@@ -104,7 +108,30 @@ public struct TrainingSettings: Equatable {
         }
         if let maxSteps, maxSteps <= 0 { throw InputError("--max-steps", "must be positive, not \(maxSteps)") }
         if let evalEvery, evalEvery <= 0 { throw InputError("--eval-every", "must be positive, not \(evalEvery)") }
-        guard learningRate > 0 else { throw InputError("--lr", "must be positive, not \(learningRate)") }
+        if let checkpointEvery, checkpointEvery <= 0 {
+            throw InputError("--checkpoint-every", "must be positive, not \(checkpointEvery)")
+        }
+        if let patience, patience <= 0 { throw InputError("--patience", "must be positive, not \(patience)") }
         guard maxLength >= 8 else { throw InputError("--max-length", "must be at least 8, not \(maxLength)") }
+        guard (0..<1).contains(headDropout) else { throw InputError("head_dropout", "must be in [0, 1), not \(headDropout)") }
+        try validateOptimizer(learningRate: learningRate, weightDecay: weightDecay, warmupRatio: warmupRatio,
+                              maxGradNorm: maxGradNorm)
+    }
+}
+
+/// Checks AdamW's and the schedule's numbers, shared by training and pretraining; errors name the option.
+func validateOptimizer(learningRate: Float, weightDecay: Float, warmupRatio: Float, maxGradNorm: Float,
+                       learningRateOption: String = "--lr") throws {
+    guard learningRate > 0, learningRate.isFinite else {
+        throw InputError(learningRateOption, "must be a positive finite number, not \(learningRate)")
+    }
+    guard weightDecay >= 0, weightDecay.isFinite else {
+        throw InputError("--weight-decay", "must be a finite number at least 0, not \(weightDecay)")
+    }
+    guard (0...1).contains(warmupRatio) else {
+        throw InputError("--warmup-ratio", "must be in [0, 1] (a share of the steps), not \(warmupRatio)")
+    }
+    guard maxGradNorm >= 0, maxGradNorm.isFinite else {
+        throw InputError("--max-grad-norm", "must be a finite number at least 0 (0: no clipping), not \(maxGradNorm)")
     }
 }

@@ -166,6 +166,13 @@ public enum PeftAdapter {
             let length = try fields.int("num_virtual_tokens")
             let placement: PromptPlacement = peftType == "P_TUNING" ? .input : .keyValues
             let offset = extras["position_offset"] as? Int
+            let room = config.maxPositions - 2
+            guard (1...max(room, 1)).contains(length) else {
+                throw InputError(configPath, "num_virtual_tokens must be within 1...\(room) for this model, not \(length)")
+            }
+            if let offset, !(0...room).contains(offset) {
+                throw InputError(folder + "/" + extrasFile, "position_offset must be within 0...\(room), not \(offset)")
+            }
             let prompt = PromptTuning(placement: placement, reparameterization: .none(dropout: 0), length: length,
                                       config: config, positionOffset: offset)
             try file.read("prompt_embeddings", into: prompt.embedding)
@@ -204,7 +211,11 @@ public enum PeftAdapter {
         }
 
         let classifierName = classifierPrefix + "classifier.weight"
-        let labelCount = try file.file.info(classifierName).shape[0]
+        let classifierShape = try file.file.info(classifierName).shape
+        guard classifierShape.count == 2, classifierShape[0] > 0 else {
+            throw InputError(file.file.path, "tensor '\(classifierName)' has shape \(classifierShape); a classifier is (labels, hidden)")
+        }
+        let labelCount = classifierShape[0]
         let head = TaskHead(kind: kind, labels: labelCount, hiddenSize: config.hiddenSize, dropout: config.hiddenDropout, seed: 0)
         try file.read(classifierName, into: head.classifier.weight)
         try file.read(classifierPrefix + "classifier.bias", into: head.classifier.bias)

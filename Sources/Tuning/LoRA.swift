@@ -34,6 +34,11 @@ public final class LoRA: TuningComponent {
         var modules: [String] = []
         var random = SplitMix(seed: seed)
         for (module, linear) in weights.linears where Self.matches(module, targets) {
+            // A rank past the smaller side adds nothing a full update would not, and sizes A and B by it.
+            let largest = min(linear.inFeatures, linear.outFeatures)
+            guard rank <= largest else {
+                throw InputError("lora", "rank r must be at most \(largest) for \(module), not \(rank)")
+            }
             let a = registry.make("\(module).lora_A.weight", [rank, linear.inFeatures])
             let b = registry.make("\(module).lora_B.weight", [linear.outFeatures, rank])
             let bound = 1 / Float(linear.inFeatures).squareRoot()

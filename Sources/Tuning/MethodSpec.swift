@@ -32,6 +32,7 @@ public enum MethodSpec: Equatable, Sendable {
     /// Builds the method's components on `weights`, drawing initial values from `seed`.
     public func components(weights: BertWeights, seed: UInt64) throws -> [TuningComponent] {
         let config = weights.config
+        try validate(config: config)
         func initialized(_ prompt: PromptTuning) -> PromptTuning {
             var random = SplitMix(seed: seed)
             prompt.initialize(using: &random)
@@ -117,6 +118,65 @@ extension MethodSpec {
             self = .full
         case let other:
             throw InputError(source, "unknown method '\(other)'")
+        }
+    }
+}
+
+extension MethodSpec {
+    /// Positions the real tokens start after: a deep prompt's position offset, or P-tuning v1's
+    /// virtual tokens (which take positions 0..<P).
+    public var positionsBeforeTokens: Int {
+        switch self {
+        case let .ptv2(length, _, offset), let .prefix(length, _, offset): offset ?? length
+        case let .ptv1(length, _): length
+        case .lora, .freeze, .full: 0
+        }
+    }
+
+    /// The most hidden units a prompt encoder may have: far past any useful size, well short of
+    /// an allocation that fails.
+    public static let maxEncoderWidth = 65_536
+
+    /// Checks every number against the model before anything is sized by it; errors name the option.
+    /// (LoRA's rank and Freeze's layer count are checked against the layers they touch when built.)
+    public func validate(config: BertConfig) throws {
+        // [CLS] and [SEP] need positions after the prompt's.
+        let room = config.maxPositions - 2
+        func require(_ holds: Bool, _ option: String, _ problem: String) throws {
+            if !holds { throw InputError(option, problem) }
+        }
+        func rate(_ value: Float, _ option: String) throws {
+            try require((0..<1).contains(value), option, "must be in [0, 1), not \(value)")
+        }
+        func width(_ value: Int, _ option: String) throws {
+            try require((1...Self.maxEncoderWidth).contains(value), option,
+                        "must be within 1...\(Self.maxEncoderWidth), not \(value)")
+        }
+        var offset: Int?
+        switch self {
+        case let .ptv2(length, _, given), let .prefix(length, _, given):
+            offset = given
+            fallthrough
+        case let .ptv1(length, _):
+            try require((1...max(room, 1)).contains(length), "--prompt-length",
+                        "must be within 1...\(room) (the model has \(config.maxPositions) positions), not \(length)")
+        default: break
+        }
+        if let offset {
+            try require((0...room).contains(offset), "--position-offset",
+                        "must be within 0...\(room) (the model has \(config.maxPositions) positions), not \(offset)")
+        }
+        switch self {
+        case let .ptv2(_, dropout, _): try rate(dropout, "--prompt-dropout")
+        case let .prefix(_, hidden, _): try width(hidden, "--prefix-hidden")
+        case let .ptv1(_, .lstm(hidden, layers)):
+            try width(hidden, "--encoder-hidden")
+            try require((1...16).contains(layers), "--encoder-layers", "must be within 1...16, not \(layers)")
+        case let .ptv1(_, .mlp(hidden)): try width(hidden, "--encoder-hidden")
+        case let .lora(_, alpha, dropout, _):
+            try require(alpha.isFinite, "--lora-alpha", "must be a finite number, not \(alpha)")
+            try rate(dropout, "--lora-dropout")
+        default: break
         }
     }
 }

@@ -87,6 +87,8 @@ public final class PromptTuning: TuningComponent {
         mlp?.initialize(using: &random)
     }
 
+    public var positionsBeforeTokens: Int { placement == .keyValues ? positionOffset ?? length : length }
+
     public func addPrompts(to prompts: inout Prompts, dropoutSeed: UInt64?) {
         computeOutput(dropoutSeed: dropoutSeed)
         switch placement {

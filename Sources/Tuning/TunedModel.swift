@@ -37,6 +37,17 @@ public final class TunedModel {
     /// The parameters that train, in a fixed order.
     public var trainable: [Parameter] { parameters.trainable }
 
+    /// The most tokens a sequence may hold: the position table less the positions prompts take.
+    public var maxTokens: Int { weights.config.maxPositions - (components.map(\.positionsBeforeTokens).max() ?? 0) }
+
+    /// Checks that sequences of `maxLength` tokens fit the position table; the error names `option`.
+    public func checkFits(maxLength: Int, option: String = "--max-length") throws {
+        guard maxLength <= maxTokens else {
+            throw InputError(option, "\(maxLength) tokens do not fit: the model has \(weights.config.maxPositions) "
+                             + "positions and the prompt takes \(weights.config.maxPositions - maxTokens), so at most \(maxTokens)")
+        }
+    }
+
     /// Number of trainable scalars.
     public var trainableCount: Int { trainable.reduce(0) { $0 + $1.value.count } }
 

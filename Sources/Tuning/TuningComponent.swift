@@ -11,9 +11,12 @@ public protocol TuningComponent: AnyObject {
     func addPrompts(to prompts: inout Prompts, dropoutSeed: UInt64?)
     /// After the encoder's backward pass: carries the prompts' gradients into the parameters.
     func backward()
+    /// Positions of the encoder's table that come before the first real token (a prompt's).
+    var positionsBeforeTokens: Int { get }
 }
 
 extension TuningComponent {
+    public var positionsBeforeTokens: Int { 0 }
     public func addPrompts(to prompts: inout Prompts, dropoutSeed: UInt64?) {}
     public func backward() {}
 }

@@ -153,6 +153,6 @@ final class PredictCommandTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/out.jsonl"))
         let unknown = try runProduct("ptune", ["predict", "--model", model, "--adapter", folder, "--input", folder + "/in.jsonl"])
         XCTAssertNotEqual(unknown.status, 0)
-        XCTAssert(unknown.standardError.contains("adapter_config.json: cannot read"), unknown.standardError)
+        XCTAssert(unknown.standardError.contains("adapter_config.json: no such file"), unknown.standardError)
     }
 }

@@ -5,21 +5,8 @@ import XCTest
 
 /// `ptune train`, `ptune eval` and `ptune train --resume` from the command line.
 final class TrainCommandTests: XCTestCase {
-    /// A temporary folder holding `mood.json`, a tiny two-label task.
-    private func moodTask() throws -> String {
-        let folder = try temporaryFolder(self)
-        let lines = (0..<24).map { i in
-            String(decoding: try! JSONSerialization.data(withJSONObject: ["text": i % 2 == 0 ? "a fine day \(i)" : "a grim day \(i)",
-                                                                          "label": i % 2 == 0 ? "up" : "down"]), as: UTF8.self)
-        }
-        try (lines.joined(separator: "\n") + "\n").write(toFile: folder + "/data.jsonl", atomically: true, encoding: .utf8)
-        try #"{"name": "mood", "kind": "classification", "labels": ["down", "up"], "train": "data.jsonl", "dev": "data.jsonl", "test": "data.jsonl"}"#
-            .write(toFile: folder + "/mood.json", atomically: true, encoding: .utf8)
-        return folder
-    }
-
     func testTrainThenEvalAndResumeAFinishedRun() throws {
-        let folder = try moodTask()
+        let folder = try moodTask(self)
         let model = try pretrainedModelFolder()
         let train = try runProduct("ptune", ["train", "--model", model, "--task", folder + "/mood.json", "--method", "freeze",
                                              "--freeze-layers", "1", "--max-steps", "4", "--batch-size", "8", "--out", folder + "/run"])
@@ -45,7 +32,7 @@ final class TrainCommandTests: XCTestCase {
     }
 
     func testAResumedRunKeepsThePrecisionItStartedWith() throws {
-        let folder = try moodTask()
+        let folder = try moodTask(self)
         let train = try runProduct("ptune", ["train", "--model", try pretrainedModelFolder(), "--task", folder + "/mood.json",
                                              "--method", "lora", "--max-steps", "2", "--batch-size", "8",
                                              "--precision", "fp32", "--out", folder + "/run"])
@@ -63,7 +50,7 @@ final class TrainCommandTests: XCTestCase {
 
     /// oneDNN told to use no more than AVX2 stands in for a processor without bfloat16.
     func testWithoutBFloat16TheDefaultIsFloat32AndBFloat16IsRefused() throws {
-        let folder = try moodTask(), model = try pretrainedModelFolder()
+        let folder = try moodTask(self), model = try pretrainedModelFolder()
         let noBFloat16 = ["ONEDNN_MAX_CPU_ISA": "AVX2"]
         let refused = try runProduct("ptune", ["bench", "--model", model, "--method", "lora", "--precision", "bf16",
                                                "--steps", "1", "--batch", "2", "--seq", "8"], environment: noBFloat16)

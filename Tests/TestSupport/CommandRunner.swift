@@ -6,6 +6,8 @@ public struct CommandResult {
     public let status: Int32
     public let standardOutput: String
     public let standardError: String
+    /// Whether a signal ended the program (a crash, unless the test sent it).
+    public let signaled: Bool
 }
 
 /// The folder holding the built products (`ptune` beside the test bundle).
@@ -26,7 +28,6 @@ public func runProduct(_ name: String, _ arguments: [String], input: String = ""
     return try runProcess(executable.path, arguments, input: input, environment: environment)
 }
 
-/// Runs any program; standard output and error are read to the end on other threads so neither pipe fills.
 /// Runs any program to its end. Standard input and error go through temporary files,
 /// so only standard output is a pipe and neither side can block on a full buffer.
 public func runProcess(_ path: String, _ arguments: [String], input: String = "",
@@ -56,5 +57,6 @@ public func runProcess(_ path: String, _ arguments: [String], input: String = ""
     let err = FileManager.default.contents(atPath: errorPath) ?? Data()
     return CommandResult(status: process.terminationStatus,
                          standardOutput: String(decoding: out, as: UTF8.self),
-                         standardError: String(decoding: err, as: UTF8.self))
+                         standardError: String(decoding: err, as: UTF8.self),
+                         signaled: process.terminationReason == .uncaughtSignal)
 }

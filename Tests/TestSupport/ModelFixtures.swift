@@ -22,3 +22,17 @@ public func temporaryFolder(_ test: XCTestCase) throws -> String {
     test.addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
     return path
 }
+
+/// A temporary folder holding `mood.json`, a tiny two-label task whose three splits are one
+/// 24-line file, `data.jsonl`.
+public func moodTask(_ test: XCTestCase) throws -> String {
+    let folder = try temporaryFolder(test)
+    let lines = try (0..<24).map { i in
+        let example = ["text": i % 2 == 0 ? "a fine day \(i)" : "a grim day \(i)", "label": i % 2 == 0 ? "up" : "down"]
+        return String(decoding: try JSONSerialization.data(withJSONObject: example), as: UTF8.self)
+    }
+    try (lines.joined(separator: "\n") + "\n").write(toFile: folder + "/data.jsonl", atomically: true, encoding: .utf8)
+    try #"{"name": "mood", "kind": "classification", "labels": ["down", "up"], "train": "data.jsonl", "dev": "data.jsonl", "test": "data.jsonl"}"#
+        .write(toFile: folder + "/mood.json", atomically: true, encoding: .utf8)
+    return folder
+}

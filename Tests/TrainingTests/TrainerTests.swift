@@ -72,9 +72,17 @@ final class TrainerTests: XCTestCase {
         let whole = try Trainer(settings: try settings(task, method, steps: 12), folder: folder + "/whole")
         try whole.run()
 
-        let interrupted = try Trainer(settings: try settings(task, method, steps: 12), folder: folder + "/resumed")
-        XCTAssertNil(try interrupted.run(stopAfter: 6))
-        XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/resumed/summary.json"))
+        do {
+            let interrupted = try Trainer(settings: try settings(task, method, steps: 12), folder: folder + "/resumed")
+            XCTAssertNil(try interrupted.run(stopAfter: 6))
+            XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/resumed/summary.json"))
+            // While a trainer holds the folder, no other may work on it.
+            XCTAssertThrowsError(try Trainer(settings: try settings(task, method, steps: 12), folder: folder + "/resumed",
+                                             resume: true)) { error in
+                XCTAssert("\(error)".contains("another run is using this folder"), "\(error)")
+            }
+            withExtendedLifetime(interrupted) {}
+        }
         let resumed = try Trainer(settings: try settings(task, method, steps: 12), folder: folder + "/resumed", resume: true)
         XCTAssertEqual(resumed.completedSteps, 6)
         try resumed.run()
