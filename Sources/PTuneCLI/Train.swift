@@ -95,7 +95,9 @@ func withCommunicator(_ body: (Communicator) throws -> Void) throws {
         // Every rank stopped at the same step, the checkpoint is written: a clean exit, not an abort.
         if world.isRoot { FileHandle.standardError.write(Data("stopped: \(stop)\n".utf8)) }
         world.barrier()
-        exit(stop.exitStatus)
+        // mpirun is ending the job already and answers no MPI_Finalize: leave without it.
+        fflush(stdout)
+        _exit(stop.exitStatus)
     } catch where !MPICommunicator.launchedByMPI {
         throw error
     } catch is CollectiveError where !world.isRoot {

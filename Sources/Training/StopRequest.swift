@@ -1,18 +1,24 @@
 import Distributed
 import Foundation
 
-/// SIGINT and SIGTERM ask a training run to stop cleanly: the handler only records the signal;
-/// the training loop looks after each step, every rank agreeing (one all-reduce), then writes a
-/// checkpoint and ends with `TrainingInterrupted`. A second signal ends the process at once.
+/// SIGINT, SIGTERM and SIGUSR1 ask a training run to stop cleanly: the handler only records the
+/// signal; the training loop looks after each step, every rank agreeing (one all-reduce), then
+/// writes a checkpoint and ends with `TrainingInterrupted`. A second signal ends the process at once.
+///
+/// Under mpirun: SIGTERM or SIGINT to mpirun reach the ranks as SIGTERM, and mpirun kills them one
+/// second later, enough for a small model's step and checkpoint; SIGUSR1 to mpirun is forwarded
+/// as it is, with no kill after it, so a step of any length finishes.
 public enum StopRequest {
     nonisolated(unsafe) private static var received: sig_atomic_t = 0
     nonisolated(unsafe) private static var installed = false
+
+    static let handled = [SIGTERM, SIGINT, SIGUSR1]
 
     /// Installs the handlers (once per process).
     public static func install() {
         guard !installed else { return }
         installed = true
-        for signalNumber in [SIGINT, SIGTERM] {
+        for signalNumber in handled {
             signal(signalNumber) { number in
                 if StopRequest.received != 0 {
                     signal(number, SIG_DFL)
@@ -25,10 +31,10 @@ public enum StopRequest {
 
     /// The signal one of the ranks received (0: none), the same answer on every rank.
     static func agreed(_ communicator: Communicator) -> Int32 {
-        // How many ranks saw each signal; SIGTERM wins when both were seen.
-        var seen = [received == SIGTERM ? 1.0 : 0, received == SIGINT ? 1.0 : 0]
+        // How many ranks saw each signal; the first in `handled` wins when several were seen.
+        var seen = handled.map { received == $0 ? 1.0 : 0 }
         if communicator.size > 1 { communicator.allReduceSum(&seen) }
-        return seen[0] > 0 ? SIGTERM : seen[1] > 0 ? SIGINT : 0
+        return seen.firstIndex { $0 > 0 }.map { handled[$0] } ?? 0
     }
 }
 
@@ -39,7 +45,7 @@ public struct TrainingInterrupted: Error, CustomStringConvertible {
     public let folder: String
 
     public var description: String {
-        "\(signal == SIGINT ? "SIGINT" : "SIGTERM") at step \(step): checkpoint written to \(folder); "
+        "\([SIGINT: "SIGINT", SIGTERM: "SIGTERM"][signal] ?? "SIGUSR1") at step \(step): checkpoint written to \(folder); "
             + "continue with --resume"
     }
 

@@ -84,6 +84,31 @@ final class DistributedCommandTests: XCTestCase {
         XCTAssertEqual(summary["ranks"] as? Int, 2)
     }
 
+    /// SIGUSR1 to mpirun reaches every rank (SIGTERM too, but mpirun kills the ranks a second after
+    /// it, shorter than a debug build's step); they agree on the step, write one checkpoint and
+    /// exit cleanly, and `--resume` under mpirun finishes the run.
+    func testASignalToMpirunStopsEveryRankAtOneCheckpoint() throws {
+        let folder = try temporaryFolder(self)
+        let task = try makeTask(in: folder), out = folder + "/run"
+        let environment = ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+                           "OMPI_MCA_btl_vader_single_copy_mechanism": "none"]
+        let mpi = ["-np", "2", "--bind-to", "none", "-x", "PTUNE_THREADS=1", try ptunePath()]
+        let process = try startProcess(try mpirun(), mpi + [
+            "train", "--model", try pretrainedModelFolder(), "--task", task, "--method", "lora", "--max-steps", "40",
+            "--batch-size", "4", "--eval-every", "100", "--log-every", "1", "--out", out,
+        ], environment: environment, errorPath: folder + "/err.txt")
+        waitWhileRunning(process) { ((try? TextFile.lines(atPath: out + "/metrics.jsonl"))?.count ?? 0) >= 2 }
+        kill(process.processIdentifier, SIGUSR1)
+        process.waitUntilExit()
+        let message = (try? String(contentsOfFile: folder + "/err.txt", encoding: .utf8)) ?? ""
+        XCTAssert(message.contains("stopped: SIGUSR1 at step"), message)
+        XCTAssert(FileManager.default.fileExists(atPath: out + "/checkpoint.safetensors"), message)
+        let resumed = try runProcess(try mpirun(), mpi + ["train", "--resume", out], environment: environment)
+        XCTAssertEqual(resumed.status, 0, resumed.standardError)
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/summary.json")))
+        XCTAssertEqual((summary as? [String: Any])?["steps"] as? Int, 40)
+    }
+
     func testAnErrorOnTheRanksEndsTheJobWithTheMessage() throws {
         let folder = try temporaryFolder(self)
         let task = try makeTask(in: folder)

@@ -18,6 +18,47 @@ public let productsFolder: URL = {
     return Bundle.main.bundleURL
 }()
 
+/// The built `ptune`, or a skip saying how to build it.
+public func ptunePath() throws -> String {
+    let executable = productsFolder.appendingPathComponent("ptune")
+    guard FileManager.default.isExecutableFile(atPath: executable.path) else {
+        throw XCTSkip("\(executable.path) is not built; `swift build --build-tests` builds it")
+    }
+    return executable.path
+}
+
+/// The environment a child starts with: the test process may itself be a one-process MPI world,
+/// whose OMPI_/PMIX_ variables would make a child `ptune` or `mpirun` believe it is part of that job.
+private func childEnvironment(_ extra: [String: String]) -> [String: String] {
+    ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("OMPI_") && !$0.key.hasPrefix("PMIX_") }
+        .merging(extra) { $1 }
+}
+
+/// Starts a program without waiting for it; standard error goes to `errorPath`, output nowhere.
+public func startProcess(_ path: String, _ arguments: [String], environment: [String: String] = [:],
+                         errorPath: String) throws -> Process {
+    FileManager.default.createFile(atPath: errorPath, contents: nil)
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    process.environment = childEnvironment(environment)
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle(forWritingAtPath: errorPath)
+    try process.run()
+    return process
+}
+
+/// Polls until `condition` holds; fails the test if the process ends first.
+public func waitWhileRunning(_ process: Process, file: StaticString = #filePath, line: UInt = #line,
+                             until condition: () -> Bool) {
+    while !condition() {
+        guard process.isRunning else {
+            return XCTFail("the process ended before the condition held", file: file, line: line)
+        }
+        usleep(20_000)
+    }
+}
+
 /// Runs a built executable with arguments and standard input; returns what it printed.
 public func runProduct(_ name: String, _ arguments: [String], input: String = "",
                        environment: [String: String] = [:]) throws -> CommandResult {
@@ -43,10 +84,7 @@ public func runProcess(_ path: String, _ arguments: [String], input: String = ""
     let process = Process()
     process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments
-    // The test process may itself be a one-process MPI world, whose OMPI_/PMIX_ variables would
-    // make a child `ptune` or `mpirun` believe it is part of that job: the children start clean.
-    let inherited = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("OMPI_") && !$0.key.hasPrefix("PMIX_") }
-    process.environment = inherited.merging(environment) { $1 }
+    process.environment = childEnvironment(environment)
     let stdout = Pipe()
     process.standardInput = FileHandle(forReadingAtPath: inputPath)
     process.standardOutput = stdout
