@@ -4,6 +4,12 @@ import Foundation
 /// in Hugging Face tokenizers: removes control characters and maps whitespace to
 /// spaces, puts spaces around CJK ideographs, optionally strips accents and
 /// lower-cases, then splits on whitespace and isolates every punctuation character.
+///
+/// Character classes follow Hugging Face's exactly, edge cases included: whitespace is Unicode's
+/// White_Space property (U+2028 and U+2029 among it), while controls, punctuation and the marks
+/// accent stripping drops come from Unicode 8.0's categories, the tables tokenizers is built with,
+/// so a character assigned later (a newer combining mark or symbol) stays part of its word, and
+/// unassigned code points are kept (and end as `[UNK]`), not dropped.
 public struct BasicTokenizer: Sendable {
     public var lowercase: Bool
     public var stripAccents: Bool
@@ -35,7 +41,7 @@ public struct BasicTokenizer: Sendable {
         if stripAccents {
             normalized = String(String.UnicodeScalarView(
                 normalized.decomposedStringWithCanonicalMapping.unicodeScalars
-                    .filter { $0.properties.generalCategory != .nonspacingMark }))
+                    .filter { Self.category($0) != .nonspacingMark }))
         }
         if lowercase { normalized = normalized.lowercased() }
 
@@ -62,8 +68,16 @@ public struct BasicTokenizer: Sendable {
     static func isWhitespace(_ scalar: Unicode.Scalar) -> Bool {
         switch scalar {
         case " ", "\t", "\n", "\r": true
-        default: scalar.properties.generalCategory == .spaceSeparator
+        default: scalar.properties.isWhitespace
         }
+    }
+
+    /// The general category as Unicode 8.0 had it: later characters were unassigned then.
+    static func category(_ scalar: Unicode.Scalar) -> Unicode.GeneralCategory {
+        guard let age = scalar.properties.age, age.major < 8 || (age.major == 8 && age.minor == 0) else {
+            return .unassigned
+        }
+        return scalar.properties.generalCategory
     }
 
     static func isControl(_ scalar: Unicode.Scalar) -> Bool {
@@ -71,8 +85,8 @@ public struct BasicTokenizer: Sendable {
         case "\t", "\n", "\r": return false
         default: break
         }
-        switch scalar.properties.generalCategory {
-        case .control, .format, .unassigned, .privateUse, .surrogate: return true
+        switch category(scalar) {
+        case .control, .format, .privateUse, .surrogate: return true
         default: return false
         }
     }
@@ -84,7 +98,7 @@ public struct BasicTokenizer: Sendable {
         if (33...47).contains(v) || (58...64).contains(v) || (91...96).contains(v) || (123...126).contains(v) {
             return true
         }
-        switch scalar.properties.generalCategory {
+        switch category(scalar) {
         case .connectorPunctuation, .dashPunctuation, .openPunctuation, .closePunctuation,
              .initialPunctuation, .finalPunctuation, .otherPunctuation:
             return true
@@ -93,11 +107,12 @@ public struct BasicTokenizer: Sendable {
         }
     }
 
-    /// The CJK Unified Ideographs blocks, as BERT defines "Chinese character".
+    /// The CJK Unified Ideographs blocks, as Hugging Face's normalizer lists them (its extension E
+    /// range starts at U+2B920 where BERT's Python has U+2B820).
     static func isChineseCharacter(_ scalar: Unicode.Scalar) -> Bool {
         switch scalar.value {
         case 0x4E00...0x9FFF, 0x3400...0x4DBF, 0x20000...0x2A6DF, 0x2A700...0x2B73F,
-             0x2B740...0x2B81F, 0x2B820...0x2CEAF, 0xF900...0xFAFF, 0x2F800...0x2FA1F:
+             0x2B740...0x2B81F, 0x2B920...0x2CEAF, 0xF900...0xFAFF, 0x2F800...0x2FA1F:
             true
         default:
             false

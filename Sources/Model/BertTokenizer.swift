@@ -19,12 +19,20 @@ public struct BertTokenizer: Sendable {
     public let unknownId: Int32, classifierId: Int32, separatorId: Int32, paddingId: Int32
     /// The largest id any token maps to: the embedding table must have a row for it.
     public let largestId: Int32
+    /// Tokens matched in the raw text before any normalization, as Hugging Face's added tokens
+    /// (`[CLS]` typed in a text is the classifier token, not five characters), longest first.
+    public let addedTokens: [(text: String, id: Int32)]
+    private let addedTokenStarts: Set<Unicode.Scalar>
+
+    /// The special tokens a `vocab.txt` tokenizer adds, as BertTokenizerFast does.
+    public static let specialTokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     /// Words longer than this many characters become `[UNK]`, as in BERT.
     public let maxCharactersPerWord = 100
 
     /// Builds a tokenizer from a vocabulary; errors name `source` when it is empty
     /// or lacks a special token.
-    public init(vocabulary: [String: Int32], basic: BasicTokenizer, source: String) throws {
+    public init(vocabulary: [String: Int32], basic: BasicTokenizer, source: String,
+                addedTokens: [String: Int32]? = nil) throws {
         guard !vocabulary.isEmpty else { throw InputError(source, "empty vocabulary") }
         if let (token, id) = vocabulary.first(where: { $0.value < 0 }) {
             throw InputError(source, "token '\(token)' has the negative id \(id)")
@@ -40,6 +48,10 @@ public struct BertTokenizer: Sendable {
         classifierId = try id("[CLS]")
         separatorId = try id("[SEP]")
         paddingId = try id("[PAD]")
+        let added = addedTokens ?? vocabulary.filter { Self.specialTokens.contains($0.key) }
+        self.addedTokens = added.filter { !$0.key.isEmpty }.map { ($0.key, $0.value) }
+            .sorted { ($0.text.count, $0.text) > ($1.text.count, $1.text) }
+        addedTokenStarts = Set(self.addedTokens.compactMap(\.text.unicodeScalars.first))
     }
 
     /// Loads from a model folder: `tokenizer.json` when present, else `vocab.txt`
@@ -87,12 +99,47 @@ public struct BertTokenizer: Sendable {
         if let (token, id) = vocab.first(where: { Int32(exactly: $0.value) == nil }) {
             throw InputError(path, "token '\(token)' has the id \(id), past any embedding table")
         }
-        try self.init(vocabulary: vocab.mapValues { Int32($0) }, basic: basic, source: path)
+        // Added tokens matched before normalization (BERT's special ones); a normalized one would
+        // be matched in normalized text, which no BERT checkpoint has.
+        var added: [String: Int32] = [:]
+        for entry in json["added_tokens"] as? [[String: Any]] ?? [] where !(entry["normalized"] as? Bool ?? false) {
+            guard let content = entry["content"] as? String, let id = (entry["id"] as? Int).flatMap(Int32.init(exactly:)),
+                  id >= 0 else {
+                throw InputError(path, "an entry of added_tokens lacks a content string or an id")
+            }
+            added[content] = id
+        }
+        try self.init(vocabulary: vocab.mapValues { Int32($0) }, basic: basic, source: path, addedTokens: added)
     }
 
-    /// WordPiece ids of `text`, without special tokens.
+    /// WordPiece ids of `text`, without the `[CLS]`/`[SEP]` around it; added tokens in the text
+    /// keep their own ids.
     public func pieceIds(_ text: String) -> [Int32] {
-        basic.words(text).flatMap(wordPieceIds)
+        // Most texts hold no added token's first character: no search then.
+        guard text.unicodeScalars.contains(where: addedTokenStarts.contains) else {
+            return basic.words(text).flatMap(wordPieceIds)
+        }
+        // Matched on scalars, as tokenizers matches bytes: "[SEP]" followed by a combining mark is
+        // one grapheme to Swift's String, and still the separator token to Hugging Face.
+        let scalars = Array(text.unicodeScalars)
+        var ids: [Int32] = []
+        var start = 0, position = 0
+        func words(_ range: Range<Int>) -> [Int32] {
+            basic.words(String(String.UnicodeScalarView(scalars[range]))).flatMap(wordPieceIds)
+        }
+        while position < scalars.count {
+            // The longest added token starting here (the list is longest first).
+            if addedTokenStarts.contains(scalars[position]),
+               let token = addedTokens.first(where: { scalars[position...].starts(with: $0.text.unicodeScalars) }) {
+                ids += words(start..<position)
+                ids.append(token.id)
+                position += token.text.unicodeScalars.count
+                start = position
+            } else {
+                position += 1
+            }
+        }
+        return ids + words(start..<scalars.count)
     }
 
     /// Greedy longest-match WordPiece of one word; a word with no full cover is `[UNK]`.

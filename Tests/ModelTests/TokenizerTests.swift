@@ -35,6 +35,23 @@ final class TokenizerTests: XCTestCase {
         }
     }
 
+    /// Special tokens typed in a text, Unicode whitespace, controls, unassigned and newer code points,
+    /// CJK extension edges and random mixes of them: the ids of Hugging Face's tokenizers
+    /// (scripts/tokenizer_edge_cases.py wrote them), from tokenizer.json and from vocab.txt alike.
+    func testHostileTextsTokenizeAsHuggingFaceDoes() throws {
+        struct Case: Decodable { let text: String; let input_ids: [Int32] }
+        let cases = try JSONDecoder().decode([Case].self, from: Data(contentsOf: URL(fileURLWithPath: fixture("tokenizer_edge_cases.json"))))
+        XCTAssertGreaterThan(cases.count, 300)
+        let folder = try pretrainedModelFolder()
+        for tokenizer in [try BertTokenizer(tokenizerJSON: folder + "/tokenizer.json"), try BertTokenizer(vocabText: folder + "/vocab.txt")] {
+            let differing = cases.filter { tokenizer.encode($0.text, maxLength: 1024).inputIds != $0.input_ids }
+            XCTAssertEqual(differing.count, 0, differing.prefix(5).map {
+                "\($0.text.unicodeScalars.map { String($0.value, radix: 16) }): \(tokenizer.encode($0.text, maxLength: 1024).inputIds) "
+                    + "against \($0.input_ids)"
+            }.joined(separator: "; "))
+        }
+    }
+
     func testTruncationKeepsSpecialTokensAndTrimsTheLongerSideFirst() throws {
         let tokenizer = try BertTokenizer(tokenizerJSON: try pretrainedModelFolder() + "/tokenizer.json")
         let single = tokenizer.encode("one two three four five six", maxLength: 5)
