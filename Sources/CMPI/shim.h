@@ -22,5 +22,7 @@ static inline MPI_Datatype ptune_mpi_int64(void) { return MPI_INT64_T; }
 static inline MPI_Info ptune_mpi_info_null(void) { return MPI_INFO_NULL; }
 static inline MPI_Win ptune_mpi_win_null(void) { return MPI_WIN_NULL; }
 static inline int ptune_mpi_lock_shared(void) { return MPI_LOCK_SHARED; }
+static inline MPI_Errhandler ptune_mpi_errors_return(void) { return MPI_ERRORS_RETURN; }
+static inline MPI_Errhandler ptune_mpi_errors_are_fatal(void) { return MPI_ERRORS_ARE_FATAL; }
 
 #endif

@@ -24,8 +24,9 @@ public protocol Communicator: AnyObject {
     /// Splits into groups: ranks with the same `color` form one, ordered by `key`.
     func split(color: Int, key: Int) -> Communicator
     /// A counter on rank 0 that any rank can take numbers from without the others taking
-    /// part (collective: every rank calls it, and `SharedCounter.free` later).
-    func makeCounter() -> SharedCounter
+    /// part (collective: every rank calls it, and `SharedCounter.free` later); nil on every rank
+    /// when the MPI library offers no one-sided window between these processes.
+    func makeCounter() -> SharedCounter?
     /// Waits until every rank arrives.
     func barrier()
     /// Ends every rank of the job with `message` (printed once) and a non-zero status.
@@ -104,7 +105,7 @@ public final class SingleProcess: Communicator {
     public func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) {}
     public func allGather(_ bytes: Data) -> [Data] { [bytes] }
     public func split(color: Int, key: Int) -> Communicator { self }
-    public func makeCounter() -> SharedCounter { LocalCounter() }
+    public func makeCounter() -> SharedCounter? { LocalCounter() }
     public func barrier() {}
     public func abort(_ message: String) -> Never {
         FileHandle.standardError.write(Data("error: \(message)\n".utf8))

@@ -90,7 +90,20 @@ public final class MPICommunicator: Communicator {
         return MPICommunicator(group)
     }
 
-    public func makeCounter() -> SharedCounter { MPICounter(owner: self, communicator: communicator) }
+    public func makeCounter() -> SharedCounter? {
+        // Open MPI 4.1 between hosts on TCP has a window only with MPI_THREAD_MULTIPLE, which Debian's
+        // build does not provide: ask with errors returned, and agree on the outcome.
+        MPI_Comm_set_errhandler(communicator, ptune_mpi_errors_return())
+        defer { MPI_Comm_set_errhandler(communicator, ptune_mpi_errors_are_fatal()) }
+        let counter = MPICounter(owner: self, communicator: communicator)
+        var failures = [counter == nil ? 1.0 : 0]
+        allReduceSum(&failures)
+        guard failures[0] == 0 else {
+            counter?.free()
+            return nil
+        }
+        return counter
+    }
 
     public func barrier() { check(MPI_Barrier(communicator), "MPI_Barrier") }
 
@@ -134,12 +147,13 @@ private final class MPICounter: SharedCounter {
     private let owner: MPICommunicator
     private var window = ptune_mpi_win_null()
 
-    init(owner: MPICommunicator, communicator: MPI_Comm) {
+    /// Nil when the window cannot be made (errors must be returned on `communicator`).
+    init?(owner: MPICommunicator, communicator: MPI_Comm) {
         self.owner = owner
         var memory: UnsafeMutableRawPointer?
         let bytes = owner.rank == 0 ? MemoryLayout<Int64>.size : 0
-        owner.check(MPI_Win_allocate(MPI_Aint(bytes), Int32(MemoryLayout<Int64>.size), ptune_mpi_info_null(), communicator,
-                                     &memory, &window), "MPI_Win_allocate")
+        guard MPI_Win_allocate(MPI_Aint(bytes), Int32(MemoryLayout<Int64>.size), ptune_mpi_info_null(), communicator,
+                               &memory, &window) == MPI_SUCCESS else { return nil }
         if owner.rank == 0 { memory!.storeBytes(of: 0, as: Int64.self) }
         owner.barrier()   // the counter is zero before anyone reads it
     }

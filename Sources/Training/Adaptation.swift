@@ -54,9 +54,14 @@ public final class Adaptation {
         let group = world.split(color: color, key: world.rank)
         let order = handOutOrder(tasks)
         let counter = world.makeCounter()
+        if counter == nil && world.isRoot {
+            let note = "\(world.logPrefix)no one-sided MPI window between these hosts: tasks are dealt to the groups in turn\n"
+            FileHandle.standardError.write(Data(note.utf8))
+        }
         var mine: [[String: Any]] = []
-        while true {
-            let taken = group.isRoot ? counter.fetchAndAdd(1) : 0
+        for round in 0... {
+            // Without the counter, group g takes tasks g, g + groups, ... of the hand-out order.
+            let taken = counter.map { group.isRoot ? $0.fetchAndAdd(1) : 0 } ?? color + groups * round
             let next = group.broadcast(withUnsafeBytes(of: taken) { Data($0) }, root: 0).withUnsafeBytes { $0.load(as: Int.self) }
             guard next < order.count else { break }
             let (task, name) = (tasks[order[next]], names[order[next]])
@@ -83,7 +88,7 @@ public final class Adaptation {
         }
         // The coordinator gathers each group root's results: adapters travel as bytes, so the
         // run folders need not be on a file system rank 0 shares.
-        counter.free()
+        counter?.free()
         let payload = try JSONSerialization.data(withJSONObject: mine)
         let results = world.allGather(payload).flatMap { (try? JSONSerialization.jsonObject(with: $0)) as? [[String: Any]] ?? [] }
         if world.isRoot { try writeRegistry(results, folder: "\(out)/registry") }

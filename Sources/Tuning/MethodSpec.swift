@@ -152,15 +152,14 @@ extension MethodSpec {
             try require((1...Self.maxEncoderWidth).contains(value), option,
                         "must be within 1...\(Self.maxEncoderWidth), not \(value)")
         }
-        var offset: Int?
-        switch self {
-        case let .ptv2(length, _, given), let .prefix(length, _, given):
-            offset = given
-            fallthrough
-        case let .ptv1(length, _):
+        let (length, offset): (Int?, Int?) = switch self {
+        case let .ptv2(length, _, offset), let .prefix(length, _, offset): (length, offset)
+        case let .ptv1(length, _): (length, nil)
+        case .lora, .freeze, .full: (nil, nil)
+        }
+        if let length {
             try require((1...max(room, 1)).contains(length), "--prompt-length",
                         "must be within 1...\(room) (the model has \(config.maxPositions) positions), not \(length)")
-        default: break
         }
         if let offset {
             try require((0...room).contains(offset), "--position-offset",
