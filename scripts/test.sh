@@ -1,20 +1,45 @@
 #!/usr/bin/env bash
-# The test command: installs what is missing, then builds and runs every test (XCTest;
-# the multi-rank tests start `mpirun -np 2` themselves), ending with one "N passed, N failed" line.
+# The test command: installs what is missing, then builds and runs every test (XCTest; the
+# multi-rank tests start `mpirun -np 2` themselves, the multi-host ones two network namespaces),
+# then the fuzz targets for a bounded time (FUZZ_SECONDS each, default 30) and the whole suite
+# again under AddressSanitizer. Ends with one "N passed, N failed" line for each suite.
+# `--quick` runs the first suite only.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+quick=0
+[[ "${1:-}" == "--quick" ]] && quick=1
 scripts/setup.sh
-swift build --build-tests
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+
+# Runs the XCTest suite of the build in $1 (extra swift flags after it); prints its summary line.
+suite() {
+    local path="$1" label="$2"
+    shift 2
+    swift build --build-tests --build-path "$path" "$@"
+    local log status=0
+    log=$(mktemp)
+    swift test --skip-build --build-path "$path" --disable-swift-testing 2>&1 | tee "$log" || status=$?
+    local summary executed failed
+    summary=$(grep -E "^[[:space:]]*Executed [0-9]+ tests?, with [0-9]+ failures?" "$log" | tail -1 || true)
+    rm -f "$log"
+    if [[ -z "$summary" ]]; then
+        echo "$label: no test summary found" >&2
+        return 1
+    fi
+    executed=$(sed -E 's/.*Executed ([0-9]+) tests?.*/\1/' <<< "$summary")
+    failed=$(sed -E 's/.*with ([0-9]+) failures?.*/\1/' <<< "$summary")
+    results+=("$label: $(( executed - failed )) passed, $failed failed")
+    return "$status"
+}
+
+results=()
 status=0
-swift test --skip-build --disable-swift-testing 2>&1 | tee "$log" || status=$?
-summary=$(grep -E "^[[:space:]]*Executed [0-9]+ tests?, with [0-9]+ failures?" "$log" | tail -1 || true)
-executed=$(sed -E 's/.*Executed ([0-9]+) tests?.*/\1/' <<< "$summary")
-failed=$(sed -E 's/.*with ([0-9]+) failures?.*/\1/' <<< "$summary")
-if [[ -z "$summary" ]]; then
-    echo "no test summary found" >&2
-    exit 1
+suite .build tests || status=$?
+if (( !quick )); then
+    FUZZ_SECONDS="${FUZZ_SECONDS:-30}" scripts/fuzz.sh && results+=("fuzz: no crash") \
+        || { status=1; results+=("fuzz: a crash, see .build/fuzz/*-crashes/"); }
+    # Leak reports are off: process-lifetime caches (oneDNN's primitives, MPI) are not leaks.
+    ASAN_OPTIONS=detect_leaks=0 suite .build/asan "tests under AddressSanitizer" -Xswiftc -sanitize=address \
+        || status=$?
 fi
-echo "$(( executed - failed )) passed, $failed failed"
+printf '%s\n' "${results[@]}"
 exit "$status"

@@ -32,10 +32,12 @@ public func crossEntropyBackward(
     ignoreIndex: Int32 = -100
 ) {
     for r in 0..<rows where targets[r] != ignoreIndex {
+        let target = Int(targets[r])
+        precondition(target >= 0 && target < classes, "target \(target) outside 0..<\(classes)")
         let row = logits + r * classes, drow = dlogits + r * classes
         let logSumExp = logSumExpOf(row, classes)
         for c in 0..<classes { drow[c] += expf(row[c] - logSumExp) * scale }
-        drow[Int(targets[r])] -= scale
+        drow[target] -= scale
     }
 }
 

@@ -22,7 +22,8 @@ final class BFloat16PrecisionTests: XCTestCase {
         // Fresh weights each time: bf16 keeps the frozen ones rounded in place.
         let pretrained = try PretrainedModel(folder: try pretrainedModelFolder())
         let components = try spec.components(weights: pretrained.weights, seed: 1)
-        let head = TaskHead(kind: .classification, labels: 2, hiddenSize: pretrained.config.hiddenSize, dropout: 0.1, seed: 1)
+        // The reference batch's labels are 0...2.
+        let head = TaskHead(kind: .classification, labels: 3, hiddenSize: pretrained.config.hiddenSize, dropout: 0.1, seed: 1)
         let model = TunedModel(weights: pretrained.weights, components: components, head: head)
         let shape = try reference.info("input_ids").shape
         let batch = TokenBatch(batch: shape[0], length: shape[1], inputIds: try reference.int32s("input_ids"),
