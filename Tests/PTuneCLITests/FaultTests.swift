@@ -44,10 +44,19 @@ final class FaultTests: XCTestCase {
         XCTAssertEqual(process.terminationReason, .uncaughtSignal)
         let leftover = out + "/.checkpoint.safetensors.tmp-999999"
         FileManager.default.createFile(atPath: leftover, contents: Data(count: 1024))
+        // A line another program damaged (invalid UTF-8) is kept, not the whole file lost.
+        let damaged = Data([0x7B, 0xFF, 0xFE, 0x7D, 0x0A])
+        let metrics = try FileHandle(forWritingTo: URL(fileURLWithPath: out + "/metrics.jsonl"))
+        try metrics.seekToEnd()
+        try metrics.write(contentsOf: damaged)
+        try metrics.close()
         let resumed = try runProduct("ptune", ["train", "--resume", out])
         XCTAssertEqual(resumed.status, 0, resumed.standardError)
         XCTAssertEqual(try summarySteps(out), 40)
         XCTAssertFalse(resumed.standardError.contains("trainable parameters"), "starts from the checkpoint, not step 0")
         XCTAssertFalse(FileManager.default.fileExists(atPath: leftover), "a dead writer's temporary file is removed")
+        let kept = try Data(contentsOf: URL(fileURLWithPath: out + "/metrics.jsonl"))
+        XCTAssertNotNil(kept.range(of: damaged), "the damaged line survives the resume")
+        XCTAssertGreaterThan(kept.count, 40 * damaged.count, "and so do the others")
     }
 }
