@@ -5,7 +5,10 @@
 # under mpirun; with --debug, the same pipeline as one process without mpirun.
 #
 #   ./launch.sh [--np N] [--threads T] [--hostfile FILE] [--debug] [--out DIR] [--precision fp32|bf16]
-#               [-- ptune run options]
+#               [--resume] [-- ptune run options]
+#
+# --resume continues the pipeline in --out: finished stages and tasks are kept, interrupted ones
+# continue from their checkpoints.
 #
 # Defaults finish on a 2-core machine in under 10 minutes after the build: 2 ranks of 1 thread,
 # each rank a group adapting its share of the tasks; the precision is the processor's default
@@ -20,6 +23,7 @@ hostfile=""
 debug=0
 out="runs/pipeline"
 precision=()
+resume=()
 while (( $# > 0 )); do
     case "$1" in
         --np) ranks="$2"; shift 2 ;;
@@ -28,6 +32,7 @@ while (( $# > 0 )); do
         --debug) debug=1; shift ;;
         --out) out="$2"; shift 2 ;;
         --precision) precision=(--precision "$2"); shift 2 ;;
+        --resume) resume=(--resume); shift ;;
         --) shift; break ;;
         *) echo "launch.sh: unknown option $1 (pipeline options go after --)" >&2; exit 2 ;;
     esac
@@ -46,7 +51,7 @@ defaults=(--pretrain-steps 200 --pretrain-batch-size 16 --max-steps 300 --batch-
 
 if (( debug )); then
     export PTUNE_THREADS="${threads:-$cores}"
-    exec "$binary" run "${defaults[@]}" "${precision[@]}" --groups 1 --out "$out" "$@"
+    exec "$binary" run "${defaults[@]}" "${precision[@]}" "${resume[@]}" --groups 1 --out "$out" "$@"
 fi
 
 # Each rank's kernels use this many threads; unbound so they are not confined to one core.
@@ -58,4 +63,4 @@ if [[ $(id -u) -eq 0 ]]; then
 fi
 # Containers often forbid the cross-memory attach Open MPI's shared-memory transport tries first.
 export OMPI_MCA_btl_vader_single_copy_mechanism=none
-exec mpirun "${mpi[@]}" "$binary" run "${defaults[@]}" "${precision[@]}" --groups "$ranks" --out "$out" "$@"
+exec mpirun "${mpi[@]}" "$binary" run "${defaults[@]}" "${precision[@]}" "${resume[@]}" --groups "$ranks" --out "$out" "$@"

@@ -133,6 +133,10 @@ public enum PeftAdapter {
     /// Errors name the file and the field or tensor that does not fit.
     public static func read(_ folder: String, weights: BertWeights) throws -> (model: TunedModel, info: AdapterInfo) {
         let configPath = folder + "/" + configFile
+        if !FileManager.default.fileExists(atPath: configPath),
+           FileManager.default.fileExists(atPath: folder + "/best_adapter/" + configFile) {
+            throw InputError(folder, "is a training run's folder, not an adapter; its adapter is \(folder)/best_adapter")
+        }
         let fields = try JSONFields(contentsOf: configPath)
         let extras = try readExtras(folder + "/" + extrasFile)
         let file = AdapterTensors(try SafeTensorsFile(path: folder + "/" + weightsFile))

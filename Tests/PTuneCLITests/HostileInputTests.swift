@@ -102,6 +102,11 @@ final class HostileInputTests: XCTestCase {
         }
         try expectRefusal(["predict", "--model", model, "--adapter", huge, "--input", input],
                           "num_virtual_tokens must be within 1...510 for this model, not 1099511627776")
+        // A run folder given as the adapter: the error points at its best_adapter/.
+        let run = try temporaryFolder(self)
+        try FileManager.default.copyItem(atPath: fixture("ptv2_seqcls_adapter"), toPath: run + "/best_adapter")
+        try expectRefusal(["predict", "--model", model, "--adapter", run, "--input", input],
+                          "is a training run's folder, not an adapter; its adapter is \(run)/best_adapter")
         // A classifier of rank 1, and one of NaN weights (JSON cannot carry the NaN logits).
         for (name, shape, value) in [("base_model.classifier.weight", [1152], Float(0)),
                                      ("base_model.classifier.weight", [3, 384], Float.nan)] {
