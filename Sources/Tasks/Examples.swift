@@ -110,6 +110,8 @@ extension TaskSpec {
             if line.trimmingCharacters(in: .whitespaces).isEmpty { flush(); continue }
             let place = "\(path):\(number + 1)"
             let parts = line.split(separator: "\t", omittingEmptySubsequences: false)
+            // CoNLL-2003's document separators are not sentences.
+            if line.hasPrefix("-DOCSTART-") { flush(); continue }
             guard parts.count >= 2, !parts[0].isEmpty else { throw InputError(place, "expected token, tab, tag") }
             words.append(String(parts[0]))
             tags.append(try labelIndex(String(parts[parts.count - 1]).trimmingCharacters(in: .whitespaces),

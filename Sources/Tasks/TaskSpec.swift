@@ -38,6 +38,12 @@ public struct TaskSpec: Equatable, Sendable {
             return text
         }
         self.path = path
+        // A misspelt optional field would otherwise be ignored without a word ("text_pair_feild").
+        if let unknown = json.keys.sorted().first(where: { !Self.fields.contains($0) }) {
+            let near = Self.fields.min { editDistance($0, unknown) < editDistance($1, unknown) }!
+            throw InputError(path, "unknown field '\(unknown)'" + (editDistance(near, unknown) <= 3 ? " (did you mean '\(near)'?)" : "")
+                             + "; a spec has \(Self.fields.sorted().joined(separator: ", "))")
+        }
         name = try string("name")
         // The name becomes a folder of runs and registries: a plain name, never a path.
         let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "._-"))
@@ -78,9 +84,27 @@ public struct TaskSpec: Equatable, Sendable {
         self.splits = splits
     }
 
+    /// The fields a spec may have ("description" for the reader's benefit).
+    static let fields: Set<String> = ["name", "kind", "labels", "format", "text_field", "text_pair_field", "label_field",
+                                      "train", "dev", "test", "description"]
+
     /// The file of a split, or an error naming the spec and the split.
     public func file(_ split: String) throws -> String {
         guard let file = splits[split] else { throw InputError(path, "no '\(split)' split") }
         return file
     }
+}
+
+/// Levenshtein distance between two short strings (field names).
+func editDistance(_ a: String, _ b: String) -> Int {
+    let (a, b) = (Array(a), Array(b))
+    var previous = Array(0...b.count)
+    for i in 1...max(a.count, 1) where !a.isEmpty {
+        var current = [i] + [Int](repeating: 0, count: b.count)
+        for j in stride(from: 1, through: b.count, by: 1) {
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+        }
+        previous = current
+    }
+    return a.isEmpty ? b.count : previous[b.count]
 }

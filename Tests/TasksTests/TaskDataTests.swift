@@ -96,6 +96,15 @@ final class TaskDataTests: XCTestCase {
         expectError("train.csv:3: the quoted field opened on this line never ends") { _ = try csv.examples("train") }
     }
 
+    func testMisspeltFieldsAndDocumentSeparators() throws {
+        expectError("task.json: unknown field 'text_pair_feild' (did you mean 'text_pair_field'?)") {
+            _ = try spec(classification + #", "text_pair_feild": "b""#, files: [:])
+        }
+        let (conll, _) = try spec(#""name": "t", "kind": "tagging", "labels": ["O"], "format": "conll", "train": "train.conll""#,
+                                  files: ["train.conll": "-DOCSTART-\tO\n\na\tO\n\n-DOCSTART- -X- O O\n\nb\tO\n"])
+        XCTAssertEqual(try conll.examples("train"), [.tagging(["a"], tags: [0]), .tagging(["b"], tags: [0])])
+    }
+
     func testWordTagsGoToTheFirstPieceAndTruncationDropsWholeWords() throws {
         let tokenizer = try BertTokenizer(tokenizerJSON: try pretrainedModelFolder() + "/tokenizer.json")
         let n = tokenizer.pieceIds("unbelievably").count
