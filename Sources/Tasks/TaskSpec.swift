@@ -95,6 +95,19 @@ public struct TaskSpec: Equatable, Sendable {
     }
 }
 
+extension Array where Element == TaskSpec {
+    /// Checks that no two tasks of a job share a name (it names their folders and heads); the error
+    /// names both spec files.
+    public func checkNamesUnique() throws {
+        for (index, spec) in enumerated() {
+            if let earlier = self[..<index].first(where: { $0.name == spec.name }) {
+                throw InputError(spec.path, "task name '\(spec.name)' is also the name of \(earlier.path); "
+                                 + "each task of a job needs its own name (it names the task's folder)")
+            }
+        }
+    }
+}
+
 /// Levenshtein distance between two short strings (field names).
 func editDistance(_ a: String, _ b: String) -> Int {
     let (a, b) = (Array(a), Array(b))

@@ -46,7 +46,11 @@ public final class Adaptation {
     /// `out/registry/` on rank 0. Returns each task's summary, on every rank.
     @discardableResult
     public func run(tasks: [String], runName: String = "runs", settings: (String) -> TrainingSettings) throws -> [[String: Any]] {
-        let names = try world.agreed(Result { try uniqueTaskNames(tasks) })
+        let names = try world.agreed(Result { () -> [String] in
+            let specs = try tasks.map { try TaskSpec(contentsOf: $0) }
+            try specs.checkNamesUnique()
+            return specs.map(\.name)
+        })
         // The job folder's lock, on the coordinator: a second job on the same --out stops here.
         let lock = try world.agreed(Result { world.isRoot ? try RunFolder(claiming: out, for: "job") : nil })
         defer { withExtendedLifetime(lock) {} }
@@ -94,18 +98,6 @@ public final class Adaptation {
         if world.isRoot { try writeRegistry(results, folder: "\(out)/registry") }
         world.barrier()
         return results.map { $0.filter { $0.key != "files" } }
-    }
-
-    /// The tasks' names, which name their folders: an error naming both spec files when two share one.
-    private func uniqueTaskNames(_ tasks: [String]) throws -> [String] {
-        let names = try tasks.map { try TaskSpec(contentsOf: $0).name }
-        for (index, name) in names.enumerated() {
-            if let earlier = names[..<index].firstIndex(of: name) {
-                throw InputError(tasks[index], "task name '\(name)' is also the name of \(tasks[earlier]); "
-                                 + "each task of a job needs its own name (it names the task's folder)")
-            }
-        }
-        return names
     }
 
     private func adapterFiles(_ folder: String) throws -> [String: Data] {

@@ -81,12 +81,7 @@ public final class PromptPretrainer {
             })
         })
         (self.pretrained, self.specs, self.data) = (pretrained, specs, data)
-        for (index, spec) in specs.enumerated() {
-            if let earlier = specs[..<index].firstIndex(where: { $0.name == spec.name }) {
-                throw InputError(spec.path, "task name '\(spec.name)' is also the name of \(specs[earlier].path); "
-                                 + "each task of a job needs its own name")
-            }
-        }
+        try specs.checkNamesUnique()
         guard let shared = try settings.method.components(weights: pretrained.weights, seed: settings.seed).first as? PromptTuning else {
             preconditionFailure("P-tuning v2 builds a prompt")
         }
