@@ -31,6 +31,34 @@ public func biasAddBackward(
     }
 }
 
+/// Per-channel scaling (IA3's learned vectors): out (rows, channels) = inp · scale (channels).
+public func scaleChannelsForward(
+    out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, scale: UnsafePointer<Float>, rows: Int, channels: Int
+) {
+    for r in 0..<rows {
+        let (o, x) = (out + r * channels, inp + r * channels)
+        for c in 0..<channels { o[c] = x[c] * scale[c] }
+    }
+}
+
+/// Backward of `scaleChannelsForward`: dscale (channels) += Σ_rows dout · inp and dinp (rows,
+/// channels) = dout · scale (or += with `accumulate`), each when given.
+public func scaleChannelsBackward(
+    dinp: UnsafeMutablePointer<Float>?, dscale: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>,
+    inp: UnsafePointer<Float>, scale: UnsafePointer<Float>, rows: Int, channels: Int, accumulate: Bool
+) {
+    for r in 0..<rows {
+        let (g, x) = (dout + r * channels, inp + r * channels)
+        if let dscale { for c in 0..<channels { dscale[c] += g[c] * x[c] } }
+        guard let d = dinp.map({ $0 + r * channels }) else { continue }
+        if accumulate {
+            for c in 0..<channels { d[c] += g[c] * scale[c] }
+        } else {
+            for c in 0..<channels { d[c] = g[c] * scale[c] }
+        }
+    }
+}
+
 private let inverseSqrt2: Float = 0.70710678118654752
 private let inverseSqrt2Pi: Float = 0.39894228040143268
 

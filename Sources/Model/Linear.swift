@@ -78,6 +78,60 @@ public final class LowRankUpdate {
     }
 }
 
+/// IA3's learned rescaling of a linear layer: of its input features for a feed-forward layer,
+/// y = W·(x ⊙ l) + b with l (1, in), or of its outputs otherwise, y = (W·x + b) ⊙ l with l (out, 1).
+public final class FeatureScaling {
+    public let vector: Parameter
+    public let scalesInput: Bool
+    /// The last forward pass's scaled input (rows, in), or unscaled output (rows, out).
+    private var saved = Tensor(shape: [0])
+    private var scratch = Tensor(shape: [0])
+
+    public init(vector: Parameter, scalesInput: Bool) {
+        self.vector = vector
+        self.scalesInput = scalesInput
+    }
+
+    /// out (rows, out) = the scaled layer's output.
+    func forward(_ linear: Linear, out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, rows: Int) {
+        let (inF, outF) = (linear.inFeatures, linear.outFeatures)
+        if scalesInput {
+            if saved.count < rows * inF { saved = Tensor(shape: [rows, inF]) }
+            scaleChannelsForward(out: saved.data, inp: inp, scale: vector.value.data, rows: rows, channels: inF)
+            linearForward(out: out, inp: saved.data, weight: linear.weight.elements, bias: linear.bias.value.data,
+                          rows: rows, inFeatures: inF, outFeatures: outF)
+        } else {
+            if saved.count < rows * outF { saved = Tensor(shape: [rows, outF]) }
+            linearForward(out: saved.data, inp: inp, weight: linear.weight.elements, bias: linear.bias.value.data,
+                          rows: rows, inFeatures: inF, outFeatures: outF)
+            scaleChannelsForward(out: out, inp: saved.data, scale: vector.value.data, rows: rows, channels: outF)
+        }
+    }
+
+    /// Accumulates into dl, the layer's trainable gradients and, when given, dinp.
+    func backward(_ linear: Linear, dinp: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>,
+                  inp: UnsafePointer<Float>, rows: Int) {
+        let (inF, outF) = (linear.inFeatures, linear.outFeatures)
+        let (weight, bias) = (linear.weight, linear.bias)
+        if scalesInput {
+            // d(x ⊙ l) = dout · W, then dl += Σ x ⊙ d(x ⊙ l) and dinp += l ⊙ d(x ⊙ l).
+            if scratch.count < rows * inF { scratch = Tensor(shape: [rows, inF]) }
+            scratch.zero(first: rows * inF)
+            linearBackward(dinp: scratch.data, dweight: weight.gradient?.data, dbias: bias.gradient?.data, dout: dout,
+                           inp: saved.data, weight: weight.elements, rows: rows, inFeatures: inF, outFeatures: outF)
+            scaleChannelsBackward(dinp: dinp, dscale: vector.gradient?.data, dout: scratch.data, inp: inp,
+                                  scale: vector.value.data, rows: rows, channels: inF, accumulate: true)
+        } else {
+            // dl += Σ dout ⊙ (W·x + b); the layer's own gradient is dout ⊙ l.
+            if scratch.count < rows * outF { scratch = Tensor(shape: [rows, outF]) }
+            scaleChannelsBackward(dinp: scratch.data, dscale: vector.gradient?.data, dout: dout, inp: saved.data,
+                                  scale: vector.value.data, rows: rows, channels: outF, accumulate: false)
+            linearBackward(dinp: dinp, dweight: weight.gradient?.data, dbias: bias.gradient?.data, dout: scratch.data,
+                           inp: inp, weight: weight.elements, rows: rows, inFeatures: inF, outFeatures: outF)
+        }
+    }
+}
+
 /// A linear layer in PyTorch's layout, weight (out, in) and bias (out), with an
 /// optional low-rank update; computes gradients only for what is trainable.
 public final class Linear {
@@ -86,6 +140,8 @@ public final class Linear {
     /// The LoRA update, when one is attached; nil after merging.
     public var lowRank: LowRankUpdate?
     public private(set) var merged: LowRankUpdate?
+    /// IA3's rescaling, when attached (never together with a low-rank update).
+    public var scaling: FeatureScaling?
     public var inFeatures: Int { weight.shape[1] }
     public var outFeatures: Int { weight.shape[0] }
 
@@ -98,10 +154,12 @@ public final class Linear {
     /// Whether a backward pass through this layer produces any parameter gradient.
     public var hasTrainable: Bool {
         weight.isTrainable || bias.isTrainable || (lowRank.map { $0.a.isTrainable || $0.b.isTrainable } ?? false)
+            || (scaling?.vector.isTrainable ?? false)
     }
 
     /// out (rows, out) = inp (rows, in) · Wᵀ + b [+ LoRA]; `masks` (training only) is where LoRA's dropout masks come from.
     public func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, rows: Int, masks: SequenceDropout? = nil) {
+        if let scaling { return scaling.forward(self, out: out, inp: inp, rows: rows) }
         linearForward(out: out, inp: inp, weight: weight.elements, bias: bias.value.data,
                       rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
         lowRank?.forward(out: out, inp: inp, rows: rows, masks: masks)
@@ -110,6 +168,7 @@ public final class Linear {
     /// Accumulates into the trainable gradients and, when given, dinp.
     public func backward(dinp: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
                          rows: Int, masks: SequenceDropout? = nil) {
+        if let scaling { return scaling.backward(self, dinp: dinp, dout: dout, inp: inp, rows: rows) }
         linearBackward(dinp: dinp, dweight: weight.gradient?.data, dbias: bias.gradient?.data, dout: dout, inp: inp,
                        weight: weight.elements, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
         lowRank?.backward(dinp: dinp, dout: dout, inp: inp, rows: rows, masks: masks)

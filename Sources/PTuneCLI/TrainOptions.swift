@@ -8,7 +8,8 @@ struct TrainOptions: ParsableArguments {
     @Option(help: "Epochs over the training split.") var epochs = 3
     @Option(help: "Train this many steps instead of --epochs.") var maxSteps: Int?
     @Option(help: "Examples per step: the global batch, shared by the ranks.") var batchSize = 32
-    @Option(help: "Peak learning rate (default by method: ptv2 2e-2, prefix and ptv1 1e-3, lora 5e-4, freeze 1e-4, full 5e-5).")
+    @Option(help: ArgumentHelp("Peak learning rate (default by method: "
+                               + TuningMethods.all.map { "\($0.name) \($0.defaultLearningRate)" }.joined(separator: ", ") + ")."))
     var lr: Float?
     @Option(help: "AdamW weight decay (none on biases, LayerNorm and prompts).") var weightDecay: Float = 0.01
     @Option(help: "Share of the steps spent warming up the learning rate.") var warmupRatio: Float = 0.06

@@ -54,7 +54,7 @@ public final class PromptPretrainer {
     public let settings: Settings
     public let folder: String
     public let communicator: Communicator
-    public let prompt: PromptTuning
+    public let prompt: ContinuousPrompt
     private let pretrained: PretrainedModel
     private let specs: [TaskSpec]
     private let data: [SplitData]
@@ -82,7 +82,7 @@ public final class PromptPretrainer {
         })
         (self.pretrained, self.specs, self.data) = (pretrained, specs, data)
         try specs.checkNamesUnique()
-        guard let shared = try settings.method.components(weights: pretrained.weights, seed: settings.seed).first as? PromptTuning else {
+        guard let shared = try settings.method.components(weights: pretrained.weights, seed: settings.seed).first as? ContinuousPrompt else {
             preconditionFailure("P-tuning v2 builds a prompt")
         }
         prompt = shared
@@ -188,7 +188,7 @@ public final class PromptPretrainer {
     }
 }
 
-extension PromptTuning {
+extension ContinuousPrompt {
     /// Starts the prompt from a pretrained one (`prompt.safetensors` from `PromptPretrainer`).
     public func load(pretrainedPrompt path: String) throws {
         let file = try SafeTensorsFile(path: path)

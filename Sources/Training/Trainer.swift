@@ -81,9 +81,9 @@ public final class Trainer {
         self.settings = settings
         self.folder = folder
         self.communicator = communicator
-        let components = try settings.method.components(weights: pretrained.weights, seed: settings.seed)
+        let components = try settings.method.components(weights: pretrained.weights, kind: spec.kind, seed: settings.seed)
         if let initialPrompt = settings.initialPrompt {
-            guard case .ptv2 = settings.method, let prompt = components.first as? PromptTuning else {
+            guard settings.method.method is PTuningV2, let prompt = components.first as? ContinuousPrompt else {
                 throw InputError("--initial-prompt", "a pretrained prompt starts P-tuning v2 only, not \(settings.method.name)")
             }
             try prompt.load(pretrainedPrompt: initialPrompt)

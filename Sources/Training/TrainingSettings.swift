@@ -43,17 +43,8 @@ public struct TrainingSettings: Equatable {
         self.learningRate = learningRate ?? Self.defaultLearningRate(method)
     }
 
-    /// Learning rates that suit each method on a small BERT (P-tuning v2's recipes use 5e-3 to 3e-2
-    /// for prompts; on sentiment, 2e-2 reached full fine-tuning's accuracy where 1e-2 lagged far behind).
-    public static func defaultLearningRate(_ method: MethodSpec) -> Float {
-        switch method {
-        case .ptv2: 2e-2
-        case .prefix, .ptv1: 1e-3
-        case .lora: 5e-4
-        case .freeze: 1e-4
-        case .full: 5e-5
-        }
-    }
+    /// The method's own default (see each method's `defaultLearningRate`).
+    public static func defaultLearningRate(_ method: MethodSpec) -> Float { method.defaultLearningRate }
 
     public var json: [String: Any] {
         var object: [String: Any] = [

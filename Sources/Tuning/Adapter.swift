@@ -18,12 +18,100 @@ public struct AdapterInfo: Equatable {
     }
 }
 
+/// An adapter as a method writes it: `adapter_config.json` fields beyond the common ones, the
+/// tensors under their stored names, where the head's tensors go, and `ptune.json` extras.
+public struct PeftAdapterContent {
+    public var fields: [String: Any]
+    public var tensors: [(name: String, tensor: Tensor)]
+    /// Prefix of the classifier's tensor names (`base_model.`, `base_model.model.` or none).
+    public var classifierPrefix: String
+    public var extras: [String: Any] = [:]
+
+    public init(fields: [String: Any], tensors: [(name: String, tensor: Tensor)], classifierPrefix: String) {
+        self.fields = fields
+        self.tensors = tensors
+        self.classifierPrefix = classifierPrefix
+    }
+
+    /// The fields with which PEFT's prompt configs (and PTune's FREEZE and FULL) describe the model.
+    static func modelShapeFields(_ config: BertConfig) -> [String: Any] {
+        ["num_attention_heads": config.heads, "num_layers": config.layers, "num_transformer_submodules": 1,
+         "token_dim": config.hiddenSize]
+    }
+
+    /// The base model's trained weights under transformers' names (Freeze and full fine-tuning).
+    static func trainedBaseTensors(_ model: TunedModel) -> [(name: String, tensor: Tensor)] {
+        model.weights.parameters.trainable.map { ("bert.\($0.name)", $0.value) }
+    }
+}
+
+/// An adapter folder being read: its config, PTune's extras and its tensors.
+public struct PeftAdapterSource {
+    public let config: JSONFields
+    public let extras: JSONFields
+    let tensors: AdapterTensors
+    public var configPath: String { config.source }
+
+    /// Reads the stored tensor `name` into `parameter`, which must have its shape.
+    public func read(_ name: String, into parameter: Parameter) throws { try tensors.read(name, into: parameter) }
+
+    public func holds(_ name: String) -> Bool { tensors.file.names.contains(name) }
+
+    /// Passes over the tensors PEFT's own loader ignores: with bias "all", PEFT 0.12 also saves the
+    /// classifier wrapper's inner biases (`classifier.modules_to_save.bias`, `classifier.original_module.bias`).
+    func skipClassifierWrapperTensors() {
+        for name in tensors.unread where name.contains("classifier.modules_to_save.") || name.contains("classifier.original_module.") {
+            tensors.skip(name)
+        }
+    }
+
+    /// Refuses a config whose `field` holds anything but `expected` (absent counts as expected).
+    public func unsupported(_ field: String, unless expected: Any) throws {
+        guard let value = config.json[field] else { return }
+        guard !NSArray(array: [value]).isEqual(to: [expected]) else { return }
+        throw InputError(configPath, "not supported: \(field) = \(value) (PTune reads \(field) = \(expected) only)")
+    }
+
+    /// The layer count, hidden size and heads the config was made for must be the model's.
+    func checkModelShape(_ model: BertConfig) throws {
+        for (field, expected, what) in [("num_layers", model.layers, "layers"), ("token_dim", model.hiddenSize, "hidden size"),
+                                        ("num_attention_heads", model.heads, "attention heads")] {
+            let value = try config.int(field)
+            guard value == expected else {
+                throw InputError(configPath, "\(field) is \(value) but the model has \(expected) \(what)")
+            }
+        }
+    }
+
+    /// Freeze and full fine-tuning: every `bert.…` tensor overwrites the weight of that name.
+    func readTrainedBaseTensors(into weights: BertWeights) throws {
+        for name in tensors.file.names where name.hasPrefix("bert.") {
+            guard let parameter = weights.parameters[String(name.dropFirst(5))] else {
+                throw InputError(tensors.file.path, "tensor '\(name)' names no weight of the model")
+            }
+            try read(name, into: parameter)
+        }
+    }
+}
+
+/// What reading an adapter builds: the method as the config describes it, its components on the
+/// weights, and where the classifier's tensors are.
+public struct PeftAdapterLoaded {
+    public var method: any TuningMethod
+    public var components: [TuningComponent]
+    public var classifierPrefix: String
+
+    public init(method: any TuningMethod, components: [TuningComponent], classifierPrefix: String) {
+        self.method = method
+        self.components = components
+        self.classifierPrefix = classifierPrefix
+    }
+}
+
 /// Adapters in PEFT's on-disk format: `adapter_config.json` and `adapter_model.safetensors`,
 /// with PEFT's config fields and tensor names, so adapters move between PTune and the
 /// Python stack. PTune adds `ptune.json` (label names, training settings PEFT does not keep).
-/// Freeze tuning and full fine-tuning have no PEFT type: they are written with
-/// `peft_type` FREEZE or FULL and transformers' tensor names (`bert.encoder.…`, `classifier.…`),
-/// which `load_state_dict(strict=False)` accepts.
+/// What each method writes and reads is in its folder (`TuningMethod.peftAdapter`, `read`).
 public enum PeftAdapter {
     public static let configFile = "adapter_config.json"
     public static let weightsFile = "adapter_model.safetensors"
@@ -33,72 +121,16 @@ public enum PeftAdapter {
 
     /// Writes `model`'s adapter to `folder`, replacing what was there only once every file is written.
     public static func write(_ model: TunedModel, info: AdapterInfo, to folder: String) throws {
-        let config = model.weights.config
+        let content = try info.spec.method.peftAdapter(of: model)
         var fields: [String: Any] = [
             "auto_mapping": NSNull(), "base_model_name_or_path": info.baseModel, "inference_mode": true,
             "revision": NSNull(), "task_type": info.kind == .classification ? "SEQ_CLS" : "TOKEN_CLS",
         ]
-        var tensors: [(name: String, tensor: Tensor)] = []
-        var classifierPrefix = "base_model."
-        let promptFields: [String: Any] = [
-            "num_attention_heads": config.heads, "num_layers": config.layers, "num_transformer_submodules": 1,
-            "token_dim": config.hiddenSize,
-        ]
-        var extras: [String: Any] = ["method": info.spec.name]
+        fields.merge(content.fields) { $1 }
+        var extras = content.extras
+        extras["method"] = info.spec.name
         if let labels = info.labels { extras["labels"] = labels }
-        switch info.spec {
-        case .ptv2, .prefix, .ptv1:
-            let prompt = try promptComponent(model)
-            prompt.computeOutput()
-            tensors.append(("prompt_embeddings", prompt.output.value))
-            fields.merge(promptFields) { $1 }
-            fields["num_virtual_tokens"] = prompt.length
-            switch info.spec {
-            case let .ptv2(_, dropout, offset):
-                fields.merge(["peft_type": "PREFIX_TUNING", "prefix_projection": false,
-                              "encoder_hidden_size": config.hiddenSize]) { $1 }
-                extras["prompt_dropout"] = dropout
-                extras["position_offset"] = offset ?? prompt.length
-            case let .prefix(_, hidden, offset):
-                fields.merge(["peft_type": "PREFIX_TUNING", "prefix_projection": true, "encoder_hidden_size": hidden]) { $1 }
-                extras["position_offset"] = offset ?? prompt.length
-            case let .ptv1(_, encoder):
-                let (type, hidden, layers): (String, Int, Int) = switch encoder {
-                case let .lstm(hidden, layers): ("LSTM", hidden, layers)
-                case let .mlp(hidden): ("MLP", hidden, 2)
-                default: ("MLP", config.hiddenSize, 2)
-                }
-                fields.merge(["peft_type": "P_TUNING", "encoder_reparameterization_type": type,
-                              "encoder_hidden_size": hidden, "encoder_num_layers": layers, "encoder_dropout": 0.0]) { $1 }
-            default: break
-            }
-        case let .lora(rank, alpha, dropout, targets):
-            guard let lora = model.components.compactMap({ $0 as? LoRA }).first else {
-                throw InputError(folder, "the model has no LoRA component to save")
-            }
-            fields.merge([
-                "peft_type": "LORA", "r": rank, "lora_alpha": alpha, "lora_dropout": dropout, "target_modules": targets,
-                "alpha_pattern": [String: Any](), "rank_pattern": [String: Any](), "bias": "none",
-                "fan_in_fan_out": false, "init_lora_weights": true, "layer_replication": NSNull(),
-                "layers_pattern": NSNull(), "layers_to_transform": NSNull(), "loftq_config": [String: Any](),
-                "megatron_config": NSNull(), "megatron_core": "megatron.core", "modules_to_save": ["classifier", "score"],
-                "use_dora": false, "use_rslora": lora.rsLoRA,
-            ]) { $1 }
-            tensors += lora.parameters.map { ("base_model.model.bert.\($0.name)", $0.value) }
-            classifierPrefix = "base_model.model."
-        case let .freeze(layers, modules):
-            fields.merge(promptFields) { $1 }
-            fields.merge(["peft_type": "FREEZE", "layers_to_transform": Array((config.layers - layers)..<config.layers),
-                          "modules": modules.rawValue]) { $1 }
-            tensors += baseTensors(model)
-            classifierPrefix = ""
-        case .full:
-            fields.merge(promptFields) { $1 }
-            fields["peft_type"] = "FULL"
-            tensors += baseTensors(model)
-            classifierPrefix = ""
-        }
-        tensors += model.head.parameters.map { (classifierPrefix + $0.name, $0.value) }
+        let tensors = content.tensors + model.head.parameters.map { (content.classifierPrefix + $0.name, $0.value) }
 
         // Everything goes to a fresh folder beside the target, which then takes the target's place.
         let staging = folder + ".partial-\(getpid())"
@@ -115,21 +147,10 @@ public enum PeftAdapter {
         }
     }
 
-    private static func promptComponent(_ model: TunedModel) throws -> PromptTuning {
-        guard let prompt = model.components.compactMap({ $0 as? PromptTuning }).first else {
-            throw InputError("adapter", "the model has no prompt component to save")
-        }
-        return prompt
-    }
-
-    private static func baseTensors(_ model: TunedModel) -> [(name: String, tensor: Tensor)] {
-        model.weights.parameters.trainable.map { ("bert.\($0.name)", $0.value) }
-    }
-
     // MARK: Reading
 
-    /// Reads the adapter in `folder` onto `weights` (which it modifies: LoRA attaches, Freeze and
-    /// full fine-tuning overwrite the trained weights) and returns the ready model.
+    /// Reads the adapter in `folder` onto `weights` (which it modifies: LoRA and IA3 attach, Freeze
+    /// and full fine-tuning overwrite the trained weights) and returns the ready model.
     /// Errors name the file and the field or tensor that does not fit.
     public static func read(_ folder: String, weights: BertWeights) throws -> (model: TunedModel, info: AdapterInfo) {
         let configPath = folder + "/" + configFile
@@ -138,83 +159,26 @@ public enum PeftAdapter {
             throw InputError(folder, "is a training run's folder, not an adapter; its adapter is \(folder)/best_adapter")
         }
         let fields = try JSONFields(contentsOf: configPath)
-        let extras = try readExtras(folder + "/" + extrasFile)
+        let extrasPath = folder + "/" + extrasFile
+        let extras = FileManager.default.fileExists(atPath: extrasPath) ? try JSONFields(contentsOf: extrasPath)
+            : JSONFields([:], source: extrasPath)
         let file = AdapterTensors(try SafeTensorsFile(path: folder + "/" + weightsFile))
         let config = weights.config
         let kind: TaskKind
         switch try fields.string("task_type") {
         case "SEQ_CLS": kind = .classification
         case "TOKEN_CLS": kind = .tagging
-        case let other: throw InputError(configPath, "task_type '\(other)' is not SEQ_CLS or TOKEN_CLS")
+        case let other: throw InputError(configPath, "not supported: task_type '\(other)' (PTune reads SEQ_CLS and TOKEN_CLS)")
         }
         let peftType = try fields.string("peft_type")
-        let known = ["PREFIX_TUNING", "P_TUNING", "LORA", "FREEZE", "FULL"]
-        guard known.contains(peftType) else {
-            throw InputError(configPath, "unknown peft_type '\(peftType)' (supported: \(known.joined(separator: ", ")))")
+        guard let method = TuningMethods.all.first(where: { $0.peftTypes.contains(peftType) }) else {
+            let known = TuningMethods.all.flatMap { $0.peftTypes }
+            throw InputError(configPath, "not supported: peft_type '\(peftType)' (PTune reads \(known.joined(separator: ", ")))")
         }
-        if peftType != "LORA" {
-            for (field, expected, what) in [("num_layers", config.layers, "layers"), ("token_dim", config.hiddenSize, "hidden size"),
-                                            ("num_attention_heads", config.heads, "attention heads")] {
-                let value = try fields.int(field)
-                guard value == expected else {
-                    throw InputError(configPath, "\(field) is \(value) but the model has \(expected) \(what)")
-                }
-            }
-        }
+        let loaded = try method.read(peft: PeftAdapterSource(config: fields, extras: extras, tensors: file),
+                                     weights: weights, kind: kind)
 
-        var components: [TuningComponent] = []
-        let spec: MethodSpec
-        var classifierPrefix = "base_model."
-        switch peftType {
-        case "PREFIX_TUNING", "P_TUNING":
-            let length = try fields.int("num_virtual_tokens")
-            let placement: PromptPlacement = peftType == "P_TUNING" ? .input : .keyValues
-            let offset = extras["position_offset"] as? Int
-            let room = config.maxPositions - 2
-            guard (1...max(room, 1)).contains(length) else {
-                throw InputError(configPath, "num_virtual_tokens must be within 1...\(room) for this model, not \(length)")
-            }
-            if let offset, !(0...room).contains(offset) {
-                throw InputError(folder + "/" + extrasFile, "position_offset must be within 0...\(room), not \(offset)")
-            }
-            let prompt = PromptTuning(placement: placement, reparameterization: .none(dropout: 0), length: length,
-                                      config: config, positionOffset: offset)
-            try file.read("prompt_embeddings", into: prompt.embedding)
-            components = [prompt]
-            spec = placement == .input ? .ptv1(length: length, encoder: .none(dropout: 0))
-                : .ptv2(length: length, dropout: 0, positionOffset: offset)
-        case "LORA":
-            if try fields.bool("use_dora", default: false) { throw InputError(configPath, "use_dora is not supported") }
-            for pattern in ["rank_pattern", "alpha_pattern"] where !((fields.json[pattern] as? [String: Any])?.isEmpty ?? true) {
-                throw InputError(configPath, "\(pattern) is not supported")
-            }
-            let rank = try fields.int("r"), alpha = try fields.float("lora_alpha")
-            let targets = try fields.strings("target_modules")
-            let lora = try LoRA(weights: weights, rank: rank, alpha: alpha, dropout: 0, targets: targets, seed: 0,
-                                rsLoRA: try fields.bool("use_rslora", default: false))
-            for parameter in lora.parameters { try file.read("base_model.model.bert.\(parameter.name)", into: parameter) }
-            components = [lora]
-            spec = .lora(rank: rank, alpha: alpha, dropout: try fields.float("lora_dropout", default: 0), targets: targets)
-            classifierPrefix = "base_model.model."
-        default:   // FREEZE, FULL: the trained weights under transformers' names
-            for name in file.file.names where name.hasPrefix("bert.") {
-                let base = String(name.dropFirst(5))
-                guard let parameter = weights.parameters[base] else {
-                    throw InputError(file.file.path, "tensor '\(name)' names no weight of the model")
-                }
-                try file.read(name, into: parameter)
-            }
-            if peftType == "FULL" {
-                spec = .full
-            } else {
-                let layers = try fields.ints("layers_to_transform").count
-                let modules = FreezeModules(rawValue: try fields.string("modules", default: "ff")) ?? .ff
-                spec = .freeze(layers: layers, modules: modules)
-            }
-            classifierPrefix = ""
-        }
-
-        let classifierName = classifierPrefix + "classifier.weight"
+        let classifierName = loaded.classifierPrefix + "classifier.weight"
         let classifierShape = try file.file.info(classifierName).shape
         guard classifierShape.count == 2, classifierShape[0] > 0 else {
             throw InputError(file.file.path, "tensor '\(classifierName)' has shape \(classifierShape); a classifier is (labels, hidden)")
@@ -222,23 +186,18 @@ public enum PeftAdapter {
         let labelCount = classifierShape[0]
         let head = TaskHead(kind: kind, labels: labelCount, hiddenSize: config.hiddenSize, dropout: config.hiddenDropout, seed: 0)
         try file.read(classifierName, into: head.classifier.weight)
-        try file.read(classifierPrefix + "classifier.bias", into: head.classifier.bias)
-        let labels = extras["labels"] as? [String]
+        try file.read(loaded.classifierPrefix + "classifier.bias", into: head.classifier.bias)
+        let labels = extras.json["labels"] as? [String]
         if let labels, labels.count != labelCount {
-            throw InputError(folder + "/" + extrasFile, "\(labels.count) labels but the classifier has \(labelCount) outputs")
+            throw InputError(extrasPath, "\(labels.count) labels but the classifier has \(labelCount) outputs")
         }
-        if let unused = file.unread.first {
+        if let unused = file.unread.sorted().first {
             throw InputError(file.file.path, "tensor '\(unused)' fits nothing in this model (is the adapter for another model?)")
         }
-        let model = TunedModel(weights: weights, components: components, head: head)
-        let info = AdapterInfo(spec: spec, kind: kind, labels: labels,
+        let model = TunedModel(weights: weights, components: loaded.components, head: head)
+        let info = AdapterInfo(spec: MethodSpec(loaded.method), kind: kind, labels: labels,
                                baseModel: (fields.json["base_model_name_or_path"] as? String) ?? "")
         return (model, info)
-    }
-
-    private static func readExtras(_ path: String) throws -> [String: Any] {
-        guard FileManager.default.fileExists(atPath: path) else { return [:] }
-        return try JSONFields(contentsOf: path).json
     }
 }
 
@@ -252,6 +211,8 @@ final class AdapterTensors {
         self.file = file
         unread = Set(file.names)
     }
+
+    func skip(_ name: String) { unread.remove(name) }
 
     func read(_ name: String, into parameter: Parameter) throws {
         let info = try file.info(name)

@@ -9,5 +9,6 @@ public func ptuneParameterName(peftName: String) -> String {
     }
     name = name.replacingOccurrences(of: ".modules_to_save.default.", with: ".")
     name = name.replacingOccurrences(of: ".default.", with: ".")
+    if name.hasSuffix(".default") { name.removeLast(".default".count) }   // IA3's `ia3_l.default`
     return name
 }

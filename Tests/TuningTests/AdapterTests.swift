@@ -33,24 +33,70 @@ final class AdapterTests: XCTestCase {
         }
     }
 
+    /// Adapters that PEFT 0.12 wrote for each option and method beyond ../shared/reference
+    /// (scripts/make_peft_fixtures.py): PTune reads each and computes PEFT's logits.
+    func testPEFTMadeAdaptersOfEveryOptionReproducePEFTsLogits() throws {
+        let cases = ["lora_regex_rslora", "lora_layers_patterns", "lora_bias_all", "lora_bias_lora_only_pooler",
+                     "lora_dense_tagging", "ia3_train", "ia3_tagging", "prompt_train", "prompt_text_tagging"]
+        for name in cases {
+            let expected = try SafeTensorsFile(path: fixture("peft/\(name)/expected.safetensors"))
+            let shape = try expected.info("input_ids").shape
+            let batch = TokenBatch(batch: shape[0], length: shape[1], inputIds: try expected.int32s("input_ids"),
+                                   tokenTypeIds: try expected.int32s("token_type_ids"),
+                                   attentionMask: try expected.int32s("attention_mask").map(Float.init))
+            let (model, _) = try PeftAdapter.read(fixture("peft/\(name)"), weights: try pretrained().weights)
+            let logits = model.forward(batch).array
+            var reference = try expected.tensor("logits").array
+            let referenceShape = try expected.info("logits").shape
+            if referenceShape.count == 3, referenceShape[1] > shape[1] {
+                // PEFT's tagging logits include the virtual tokens' positions, which PTune's head skips.
+                let (skipped, labels) = (referenceShape[1] - shape[1], referenceShape[2])
+                reference = (0..<shape[0]).flatMap { b in
+                    reference[((b * referenceShape[1] + skipped) * labels)..<((b + 1) * referenceShape[1] * labels)]
+                }
+            }
+            XCTAssertEqual(logits.count, reference.count, name)
+            var worst: Float = 0
+            for i in 0..<min(logits.count, reference.count) { worst = max(worst, abs(logits[i] - reference[i])) }
+            XCTAssertLessThan(worst, 1e-4, "\(name) logits")
+        }
+    }
+
     /// Trains nothing: sets random values, writes, reads back into fresh weights, compares logits
     /// and the folder's layout with PEFT's for the same method.
     func testEveryMethodRoundTripsWithPEFTsLayout() throws {
         let batch = try referenceBatch()
         let cases: [(MethodSpec, TaskKind, String?)] = [
-            (.ptv2(length: 8, dropout: 0.1, positionOffset: nil), .classification, "ptv2_seqcls"),
-            (.ptv2(length: 8, dropout: 0, positionOffset: nil), .tagging, "ptv2_tokcls"),
-            (.prefix(length: 8, hidden: 64, positionOffset: nil), .classification, "prefix_mlp_seqcls"),
-            (.ptv1(length: 4, encoder: .lstm(hidden: 32, layers: 2)), .classification, "ptv1_lstm_seqcls"),
+            (.ptv2(length: 8, dropout: 0.1, positionOffset: nil), .classification, "ptv2_seqcls_adapter"),
+            (.ptv2(length: 8, dropout: 0, positionOffset: nil), .tagging, "ptv2_tokcls_adapter"),
+            (.prefix(length: 8, hidden: 64, positionOffset: nil), .classification, "prefix_mlp_seqcls_adapter"),
+            (.ptv1(length: 4, encoder: .lstm(hidden: 32, layers: 2)), .classification, "ptv1_lstm_seqcls_adapter"),
             (.ptv1(length: 4, encoder: .mlp(hidden: 32)), .classification, nil),
-            (.lora(rank: 4, alpha: 8, dropout: 0, targets: ["query", "key", "value", "dense"]), .classification, "lora_seqcls"),
+            (.prompt(length: 6), .classification, "peft/prompt_train"),
+            (.lora(rank: 4, alpha: 8, dropout: 0, targets: ["query", "key", "value", "dense"]), .classification,
+             "lora_seqcls_adapter"),
+            (MethodSpec(LoRAMethod(rank: 4, alpha: 8, targets: .regex(#".*\.(query|value|intermediate\.dense)"#),
+                                   rsLoRA: true)), .classification, "peft/lora_regex_rslora"),
+            (MethodSpec(LoRAMethod(rank: 4, alpha: 8, targets: .list(["query", "key", "dense"]), layers: [1, 4],
+                                   layersPattern: ["layer"], rankPattern: ["key": 2], alphaPattern: ["query": 32])),
+             .classification, "peft/lora_layers_patterns"),
+            (MethodSpec(LoRAMethod(rank: 4, alpha: 8, targets: .list(["query", "value"]), bias: .all)), .classification,
+             "peft/lora_bias_all"),
+            (MethodSpec(LoRAMethod(rank: 4, alpha: 8, targets: .list(["query", "value"]), modulesToSave: ["pooler"])),
+             .classification, nil),
+            (MethodSpec(LoRAMethod(rank: 4, alpha: 8, targets: .list(["query", "value"]), bias: .loraOnly)),
+             .classification, nil),
+            (MethodSpec(LoRAMethod(rank: 4, alpha: 16, targets: .list(["query", "dense"]))), .tagging,
+             "peft/lora_dense_tagging"),
+            (.ia3(), .classification, "peft/ia3_train"),
+            (.ia3(), .tagging, "peft/ia3_tagging"),
             (.freeze(layers: 2, modules: .ff), .classification, nil),
             (.full, .classification, nil),
         ]
         let folder = try temporaryFolder(self)
         for (spec, kind, referenceName) in cases {
             let weights = try pretrained().weights
-            let model = TunedModel(weights: weights, components: try spec.components(weights: weights, seed: 3),
+            let model = TunedModel(weights: weights, components: try spec.components(weights: weights, kind: kind, seed: 3),
                                    head: TaskHead(kind: kind, labels: kind == .classification ? 3 : 5, hiddenSize: 384,
                                                   dropout: 0.1, seed: 3))
             var random = SplitMix(seed: 4)
@@ -60,7 +106,7 @@ final class AdapterTests: XCTestCase {
             let expected = model.forward(batch).array
             let info = AdapterInfo(spec: spec, kind: kind, labels: (0..<(kind == .classification ? 3 : 5)).map { "L\($0)" },
                                    baseModel: "sentence-transformers/all-MiniLM-L6-v2")
-            let path = folder + "/\(spec.name)-\(kind.rawValue)"
+            let path = folder + "/\(spec.name)-\(kind.rawValue)-\(referenceName?.split(separator: "/").last ?? "own")"
             try PeftAdapter.write(model, info: info, to: path)
             let (loaded, loadedInfo) = try PeftAdapter.read(path, weights: try pretrained().weights)
             XCTAssertEqual(loaded.forward(batch).array, expected, "\(spec.name) logits after the round trip")
@@ -68,22 +114,27 @@ final class AdapterTests: XCTestCase {
             XCTAssertEqual(loadedInfo.kind, kind)
 
             guard let referenceName else { continue }
-            let reference = fixture("\(referenceName)_adapter")
+            let reference = fixture(referenceName)
             XCTAssertEqual(Set(try jsonObject(path + "/adapter_config.json").keys),
                            Set(try jsonObject(reference + "/adapter_config.json").keys), "\(spec.name) config fields")
             for field in ["peft_type", "task_type", "num_virtual_tokens", "prefix_projection", "encoder_hidden_size",
-                          "encoder_reparameterization_type", "encoder_num_layers", "r", "lora_alpha"] {
+                          "encoder_reparameterization_type", "encoder_num_layers", "r", "lora_alpha", "bias", "use_rslora",
+                          "layers_to_transform", "layers_pattern", "rank_pattern", "alpha_pattern", "prompt_tuning_init"] {
                 XCTAssertEqual((try jsonObject(path + "/adapter_config.json")[field]).map { "\($0)" },
                                (try jsonObject(reference + "/adapter_config.json")[field]).map { "\($0)" },
                                "\(spec.name) \(field)")
             }
-            XCTAssertEqual((try jsonObject(path + "/adapter_config.json")["target_modules"] as? [String]).map(Set.init),
-                           (try jsonObject(reference + "/adapter_config.json")["target_modules"] as? [String]).map(Set.init),
-                           "\(spec.name) target_modules (a set in PEFT)")
+            for field in ["target_modules", "feedforward_modules", "modules_to_save"] {
+                let set = { (value: Any?) in (value as? [String]).map { "\($0.sorted())" } ?? value.map { "\($0)" } }
+                XCTAssertEqual(set(try jsonObject(path + "/adapter_config.json")[field]),
+                               set(try jsonObject(reference + "/adapter_config.json")[field]), "\(spec.name) \(field) (a set in PEFT)")
+            }
             let ours = try SafeTensorsFile(path: path + "/adapter_model.safetensors")
             let theirs = try SafeTensorsFile(path: reference + "/adapter_model.safetensors")
-            XCTAssertEqual(ours.names, theirs.names, "\(spec.name) tensor names")
-            for name in theirs.names { XCTAssertEqual(try ours.info(name).shape, try theirs.info(name).shape, name) }
+            // With bias "all", PEFT also saves the classifier wrapper's inner biases, which its loader ignores.
+            let theirNames = theirs.names.filter { !$0.contains(".modules_to_save.") && !$0.contains(".original_module.") }
+            XCTAssertEqual(ours.names, theirNames, "\(spec.name) tensor names")
+            for name in theirNames { XCTAssertEqual(try ours.info(name).shape, try theirs.info(name).shape, name) }
         }
     }
 
@@ -123,7 +174,16 @@ final class AdapterTests: XCTestCase {
                         "token_dim is 768 but the model has 384 hidden size")
         try expectError(try brokenCopy(of: "prefix_mlp_seqcls_adapter") { $0["num_attention_heads"] = 16 },
                         "num_attention_heads is 16 but the model has 12 attention heads")
-        try expectError(try brokenCopy(of: "ptv2_seqcls_adapter") { $0["peft_type"] = "IA3" }, "unknown peft_type 'IA3'")
+        try expectError(try brokenCopy(of: "ptv2_seqcls_adapter") { $0["peft_type"] = "ADALORA" },
+                        "not supported: peft_type 'ADALORA'")
+        try expectError(try brokenCopy(of: "lora_seqcls_adapter") { $0["use_dora"] = true }, "not supported: use_dora = 1")
+        try expectError(try brokenCopy(of: "lora_seqcls_adapter") { $0["layer_replication"] = [[0, 4], [2, 6]] },
+                        "not supported: layer_replication")
+        try expectError(try brokenCopy(of: "lora_seqcls_adapter") { $0["bias"] = "some" }, "not supported: bias 'some'")
+        try expectError(try brokenCopy(of: "ptv2_seqcls_adapter") { $0["num_transformer_submodules"] = 2 },
+                        "not supported: num_transformer_submodules = 2")
+        try expectError(try brokenCopy(of: "ptv2_seqcls_adapter") { $0["task_type"] = "CAUSAL_LM" },
+                        "not supported: task_type 'CAUSAL_LM'")
         try expectError(try brokenCopy(of: "ptv2_seqcls_adapter") { $0["num_virtual_tokens"] = 16 },
                         "tensor 'prompt_embeddings' has shape [8, 4608] but the model needs [16, 4608]")
         try expectError(try brokenCopy(of: "lora_seqcls_adapter") { $0["r"] = 8 }, "lora_A.weight' has shape [4, 384]")

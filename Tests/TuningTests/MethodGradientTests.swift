@@ -10,7 +10,7 @@ final class MethodGradientTests: XCTestCase {
     private func check(_ spec: MethodSpec, kind: TaskKind, line: UInt = #line) throws {
         let weights = tinyRandomBert(seed: 1)
         let head = TaskHead(kind: kind, labels: 3, hiddenSize: 8, dropout: 0.1, seed: 2)
-        let model = TunedModel(weights: weights, components: try spec.components(weights: weights, seed: 3), head: head)
+        let model = TunedModel(weights: weights, components: try spec.components(weights: weights, kind: kind, seed: 3), head: head)
         var random = SplitMix(seed: 4)
         for parameter in model.trainable where parameter.name.hasSuffix("lora_B.weight") {
             // B starts at zero, which would make A's gradient zero too: give it values.
@@ -49,6 +49,28 @@ final class MethodGradientTests: XCTestCase {
     func testLoRAWithDropout() throws {
         try check(.lora(rank: 2, alpha: 4, dropout: 0.2, targets: ["query", "value", "output.dense", "pooler.dense"]),
                   kind: .classification)
+    }
+
+    func testLoRAWithEveryOption() throws {
+        try check(MethodSpec(LoRAMethod(rank: 2, alpha: 4, dropout: 0.2, targets: .regex(#".*\.(query|intermediate\.dense)"#),
+                                        rankPattern: ["query": 3], bias: .all, modulesToSave: ["pooler"], rsLoRA: true)),
+                  kind: .classification)
+        try check(MethodSpec(LoRAMethod(rank: 2, alpha: 4, targets: .list(["key", "dense"]), layers: [1],
+                                        layersPattern: ["layer"], alphaPattern: ["key": 8], bias: .loraOnly)),
+                  kind: .tagging)
+    }
+
+    func testIA3OnKeysValuesAndFeedForwardInputs() throws {
+        try check(.ia3(), kind: .classification)
+        try check(MethodSpec(IA3Method(targets: .list(["query", "intermediate.dense", "output.dense"]),
+                                       feedForward: .list(["intermediate.dense"]), modulesToSave: ["pooler"])),
+                  kind: .classification)
+        try check(.ia3(), kind: .tagging)
+    }
+
+    func testPromptTuning() throws {
+        try check(.prompt(length: 3), kind: .classification)
+        try check(.prompt(length: 2), kind: .tagging)
     }
 
     func testFreezeAndFullFineTuning() throws {

@@ -21,7 +21,7 @@ final class ReferenceParityTests: XCTestCase {
         let reference = try SafeTensorsFile(path: fixture("\(caseName).safetensors"))
         let labelsName = kind == .classification ? "labels" : "tag_labels"
         let logitsShape = try reference.info("logits").shape
-        let components = try spec.components(weights: pretrained.weights, seed: 1)
+        let components = try spec.components(weights: pretrained.weights, kind: kind, seed: 1)
         let head = TaskHead(kind: kind, labels: logitsShape.last!, hiddenSize: pretrained.config.hiddenSize,
                             dropout: 0.1, seed: 1)
         let model = TunedModel(weights: pretrained.weights, components: components, head: head)
@@ -97,6 +97,15 @@ final class ReferenceParityTests: XCTestCase {
 
     func testLoRAOnEveryLinearLayer() throws {
         try check("lora_seqcls", spec: .lora(rank: 4, alpha: 8, dropout: 0, targets: ["query", "key", "value", "dense"]))
+    }
+
+    /// Made by scripts/make_peft_fixtures.py with PEFT's defaults for BERT (key, value, output.dense).
+    func testIA3WithPEFTsDefaultTargets() throws {
+        try check("peft/ia3_train/expected", spec: .ia3())
+    }
+
+    func testPromptTuning() throws {
+        try check("peft/prompt_train/expected", spec: .prompt(length: 6))
     }
 
     func testFreezeTuningOfTheLastTwoFeedForwardBlocks() throws {

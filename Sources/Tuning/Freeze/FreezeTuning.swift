@@ -41,11 +41,3 @@ public final class FreezeTuning: TuningComponent {
         for parameter in unfrozen { parameter.setTrainable(true) }
     }
 }
-
-/// Full fine-tuning, the baseline: every weight of the encoder and pooler trains.
-public final class FullFineTuning: TuningComponent {
-    public let parameters: [Parameter] = []
-    public init(weights: BertWeights) {
-        for parameter in weights.parameters.all { parameter.setTrainable(true) }
-    }
-}

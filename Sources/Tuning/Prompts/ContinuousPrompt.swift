@@ -23,7 +23,7 @@ public enum PromptReparameterization: Equatable, Sendable {
 
 /// A continuous prompt: P trainable vectors, possibly produced through an encoder,
 /// placed at the input or at every layer's keys and values.
-public final class PromptTuning: TuningComponent {
+public final class ContinuousPrompt: TuningComponent {
     public let placement: PromptPlacement
     public let reparameterization: PromptReparameterization
     public let length: Int
