@@ -6,6 +6,10 @@ Run it in a throw-away virtual environment, never as a dependency of the project
     python3 -m venv peer-venv && peer-venv/bin/pip install torch "transformers==4.46.3" "peft==0.12.0"
     peer-venv/bin/python scripts/make_peft_fixtures.py MODEL_DIR Tests/Fixtures/peft
 
+With `--ptune-written NAME=ADAPTER_DIR ...` it instead copies adapters that PTune wrote into
+`OUT/NAME/` and stores the logits PEFT computes with them: the fixtures showing that PTune's
+adapters load in PEFT (the test checks that PTune computes the same).
+
 Each case is a folder `<case>/` holding PEFT's `save_pretrained` output (`adapter_config.json`,
 `adapter_model.safetensors`) and `expected.safetensors`: a padded batch (`input_ids`,
 `attention_mask`, `token_type_ids`, int32) and the `logits` of the adapter reloaded with
@@ -13,7 +17,9 @@ Each case is a folder `<case>/` holding PEFT's `save_pretrained` output (`adapte
 (`param.NAME`), labels, `loss` and every trainable tensor's gradient (`grad.NAME`), as
 ../shared/reference does, for a method's reference-parity test.
 """
+import json
 import os
+import shutil
 import sys
 
 import torch
@@ -85,8 +91,31 @@ def make(case, kind, config, train=False):
             assert torch.allclose(logits, model(**inputs(kind)).logits, atol=1e-5), case
     tensors["logits"] = logits.contiguous()
     save_file(tensors, os.path.join(folder, "expected.safetensors"))
-    print(case, sorted(reloaded.state_dict().keys())[:0], flush=True)
+    print(case, flush=True)
 
+
+def ptune_written(name, adapter):
+    folder = os.path.join(out, name)
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(adapter, folder)
+    kind = "seq" if json.load(open(os.path.join(folder, "adapter_config.json")))["task_type"] == "SEQ_CLS" else "tok"
+    labels = len(json.load(open(os.path.join(folder, "ptune.json")))["labels"])
+    torch.manual_seed(0)
+    auto = AutoModelForSequenceClassification if kind == "seq" else AutoModelForTokenClassification
+    model = PeftModel.from_pretrained(auto.from_pretrained(model_dir, num_labels=labels), folder)
+    model.eval()
+    with torch.no_grad():
+        logits = model(**inputs(kind)).logits
+    tensors = {k: v.to(torch.int32).contiguous() for k, v in inputs(kind).items()}
+    tensors["logits"] = logits.contiguous()
+    save_file(tensors, os.path.join(folder, "expected.safetensors"))
+    print(name, "loaded in PEFT", flush=True)
+
+
+if len(sys.argv) > 3 and sys.argv[3] == "--ptune-written":
+    for entry in sys.argv[4:]:
+        ptune_written(*entry.split("=", 1))
+    sys.exit(0)
 
 seq, tok = TaskType.SEQ_CLS, TaskType.TOKEN_CLS
 make("lora_regex_rslora", "seq", LoraConfig(task_type=seq, r=4, lora_alpha=8, use_rslora=True,

@@ -33,11 +33,14 @@ final class AdapterTests: XCTestCase {
         }
     }
 
-    /// Adapters that PEFT 0.12 wrote for each option and method beyond ../shared/reference
-    /// (scripts/make_peft_fixtures.py): PTune reads each and computes PEFT's logits.
-    func testPEFTMadeAdaptersOfEveryOptionReproducePEFTsLogits() throws {
+    /// Adapters that PEFT 0.12 wrote for each option and method beyond ../shared/reference, and
+    /// adapters that `ptune train` wrote (IA3, prompt tuning, LoRA with lora_only biases, the pooler
+    /// saved and rsLoRA) with the logits PEFT computed loading them (scripts/make_peft_fixtures.py):
+    /// PTune reads each and computes PEFT's logits.
+    func testPEFTAndPTuneWrittenAdaptersGivePEFTsLogits() throws {
         let cases = ["lora_regex_rslora", "lora_layers_patterns", "lora_bias_all", "lora_bias_lora_only_pooler",
-                     "lora_dense_tagging", "ia3_train", "ia3_tagging", "prompt_train", "prompt_text_tagging"]
+                     "lora_dense_tagging", "ia3_train", "ia3_tagging", "prompt_train", "prompt_text_tagging",
+                     "ptune_ia3", "ptune_ia3_tagging", "ptune_prompt", "ptune_lora_options"]
         for name in cases {
             let expected = try SafeTensorsFile(path: fixture("peft/\(name)/expected.safetensors"))
             let shape = try expected.info("input_ids").shape
@@ -135,6 +138,26 @@ final class AdapterTests: XCTestCase {
             let theirNames = theirs.names.filter { !$0.contains(".modules_to_save.") && !$0.contains(".original_module.") }
             XCTAssertEqual(ours.names, theirNames, "\(spec.name) tensor names")
             for name in theirNames { XCTAssertEqual(try ours.info(name).shape, try theirs.info(name).shape, name) }
+        }
+    }
+
+    /// PEFT has no position offset and starts the real tokens at P: an adapter trained with another
+    /// carries the field in adapter_config.json, where PEFT's loader stops ("unexpected keyword
+    /// argument 'position_offset'") instead of computing other logits; PTune reads it back.
+    func testANonDefaultPositionOffsetIsWrittenWherePEFTRefusesIt() throws {
+        let folder = try temporaryFolder(self)
+        for (offset, written) in [(nil, false), (8, false), (0, true)] as [(Int?, Bool)] {
+            let weights = try pretrained().weights
+            let spec = MethodSpec.ptv2(length: 8, dropout: 0, positionOffset: offset)
+            let model = TunedModel(weights: weights, components: try spec.components(weights: weights, seed: 1),
+                                   head: TaskHead(kind: .classification, labels: 2, hiddenSize: 384, dropout: 0, seed: 1))
+            let path = folder + "/offset-\(offset.map(String.init) ?? "none")"
+            try PeftAdapter.write(model, info: AdapterInfo(spec: spec, kind: .classification, labels: nil, baseModel: ""),
+                                  to: path)
+            let config = try jsonObject(path + "/adapter_config.json")
+            XCTAssertEqual(config["position_offset"] as? Int, written ? offset : nil, "offset \(String(describing: offset))")
+            let (_, info) = try PeftAdapter.read(path, weights: try pretrained().weights)
+            XCTAssertEqual(info.spec.positionsBeforeTokens, offset ?? 8)
         }
     }
 
