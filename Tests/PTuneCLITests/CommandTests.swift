@@ -100,6 +100,35 @@ final class PredictCommandTests: XCTestCase {
         }
     }
 
+    /// Standard input with `--input -`, one output line per input line (a blank one answers null),
+    /// label names given for a PEFT adapter, and `--merge` refused where nothing merges.
+    func testPredictReadsStandardInputKeepsLinesAndTakesLabelNames() throws {
+        let model = try pretrainedModelFolder(), adapter = fixture("peft/ia3_train")
+        let input = "{\"text\": \"a fine film\"}\n\n{\"text\": \"dull\"}\n"
+        let named = try runProduct("ptune", ["predict", "--model", model, "--adapter", adapter, "--input", "-",
+                                             "--labels", "neg,neutral,pos"], input: input)
+        XCTAssertEqual(named.status, 0, named.standardError)
+        let lines = named.standardOutput.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+        XCTAssertEqual(lines.count, 3, named.standardOutput)
+        XCTAssertEqual(lines[1], "null")
+        for index in [0, 2] {
+            let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(lines[index].utf8)) as? [String: Any])
+            XCTAssert(["neg", "neutral", "pos"].contains(object["label"] as? String ?? ""), "\(object)")
+        }
+        let plain = try runProduct("ptune", ["predict", "--model", model, "--adapter", adapter, "--input", "-"], input: input)
+        // Without names, a PEFT adapter's labels are the classifier's indices.
+        XCTAssert(plain.standardOutput.hasPrefix("{\"label\":2,") || plain.standardOutput.hasPrefix("{\"label\":0,")
+                  || plain.standardOutput.hasPrefix("{\"label\":1,"), plain.standardOutput)
+        let wrongCount = try runProduct("ptune", ["predict", "--model", model, "--adapter", adapter, "--input", "-",
+                                                  "--labels", "a,b"], input: input)
+        XCTAssertNotEqual(wrongCount.status, 0)
+        XCTAssert(wrongCount.standardError.contains("--labels names 2 labels but the adapter's classifier has 3"))
+        let merge = try runProduct("ptune", ["predict", "--model", model, "--adapter", adapter, "--input", "-", "--merge"],
+                                   input: input)
+        XCTAssertNotEqual(merge.status, 0)
+        XCTAssert(merge.standardError.contains("only LoRA updates merge"), merge.standardError)
+    }
+
     func testPredictWithMergedLoRAMatchesUnmerged() throws {
         let model = try pretrainedModelFolder(), input = try sentencesFile()
         let arguments = ["predict", "--model", model, "--adapter", fixture("lora_seqcls_adapter"), "--input", input,
