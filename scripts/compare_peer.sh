@@ -42,7 +42,7 @@ for method in $methods; do
         ours=() theirs=()
         for _ in $(seq "${REPEATS:-1}"); do
             ours+=("$("$ptune" bench --model "$model" --config "$config" ${options[$method]} --precision "$precision" \
-                     --batch 32 --seq 128 --steps 6 --json 2>/dev/null)")
+                     --batch-size 32 --max-length 128 --steps 6 --json 2>/dev/null)")
             if [[ "$method" != prefix ]]; then
                 theirs+=("$(OMP_NUM_THREADS=$(nproc) "$peer_python" "$peer_step" "$peer_model" "$method" 32 128 6 "$precision" 2>/dev/null | tail -1)")
             fi

@@ -28,15 +28,17 @@ struct Bench: ParsableCommand {
     @OptionGroup var precision: PrecisionOptions
     @Option(help: "Model shape: the checkpoint's, or bert-base / bert-large with random weights (as the peer takes them).")
     var config = BenchConfig.checkpoint
-    @Option(help: "Sequences per step.") var batch = 32
-    @Option(help: "Tokens per sequence.") var seq = 128
+    @Option(help: "Sequences per step.") var batchSize = 32
+    @Option(help: "Tokens per sequence.") var maxLength = 128
     @Option(help: "Timed steps (after two warm-up steps).") var steps = 6
     @Flag(help: "Print one JSON object.") var json = false
     @Flag(help: "Keep the frozen layers' outputs from the first step and skip those layers after it (as epochs after the first do with `train --cache-frozen-layers`).")
     var cacheFrozenLayers = false
 
     func validate() throws {
-        guard batch > 0, seq > 1, steps > 0 else { throw ValidationError("--batch, --seq and --steps must be positive (--seq at least 2)") }
+        guard batchSize > 0, maxLength > 1, steps > 0 else {
+            throw ValidationError("--batch-size, --max-length and --steps must be positive (--max-length at least 2)")
+        }
     }
 
     func run() throws {
@@ -56,14 +58,15 @@ struct Bench: ParsableCommand {
         let tuned = TunedModel(weights: weights, components: components,
                                head: TaskHead(kind: .classification, labels: 2, hiddenSize: weights.config.hiddenSize,
                                               dropout: weights.config.hiddenDropout, seed: 0))
-        try tuned.checkFits(maxLength: seq, option: "--seq")
+        try tuned.checkFits(maxLength: maxLength, option: "--max-length")
         let optimizer = AdamW(parameters: tuned.trainable)
         let frozenCache = cacheFrozenLayers ? FrozenOutputCache() : nil
         var random = SplitMix(seed: 1)
-        let ids = (0..<(batch * seq)).map { _ in Int32.random(in: 1000..<30000, using: &random) }
-        let tokens = TokenBatch(batch: batch, length: seq, inputIds: ids, tokenTypeIds: [Int32](repeating: 0, count: batch * seq),
-                                attentionMask: [Float](repeating: 1, count: batch * seq))
-        let labels = (0..<batch).map { _ in Int32.random(in: 0..<2, using: &random) }
+        let ids = (0..<(batchSize * maxLength)).map { _ in Int32.random(in: 1000..<30000, using: &random) }
+        let tokens = TokenBatch(batch: batchSize, length: maxLength, inputIds: ids,
+                                tokenTypeIds: [Int32](repeating: 0, count: ids.count),
+                                attentionMask: [Float](repeating: 1, count: ids.count))
+        let labels = (0..<batchSize).map { _ in Int32.random(in: 0..<2, using: &random) }
         let clock = ContinuousClock()
         var optimizerSeconds = 0.0
         func step(_ index: Int) {
@@ -97,7 +100,7 @@ struct Bench: ParsableCommand {
         let rest = 1 - breakdown.values.reduce(0, +)
         let result: [String: Any] = [
             "method": spec.name, "config": config.rawValue, "precision": chosen.rawValue, "trainable": tuned.trainableCount,
-            "batch": batch, "seq": seq, "tokens_per_s": Double(batch * seq) / seconds, "step_ms": seconds * 1000,
+            "batch": batchSize, "seq": maxLength, "tokens_per_s": Double(batchSize * maxLength) / seconds, "step_ms": seconds * 1000,
             "gflop_per_step": operations / 1e9, "achieved_gflops": operations / seconds / 1e9,
             "largest_product": largest?.implementation ?? "none", "peak_gflops": peak,
             "fraction_of_peak": operations / seconds / 1e9 / peak, "peak_rss_mb": Double(usage.ru_maxrss) / 1024,

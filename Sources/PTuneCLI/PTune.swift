@@ -9,6 +9,38 @@ struct PTune: ParsableCommand {
         commandName: "ptune",
         abstract: "Distributed multi-task parameter-efficient fine-tuning of BERT-family encoders.",
         subcommands: [Tokenize.self, Encode.self, Train.self, Eval.self, Predict.self, Params.self, Pretrain.self, Adapt.self, Run.self, Bench.self])
+
+    static func main() {
+        main(OldSpellings.rewrite(Array(CommandLine.arguments.dropFirst())))
+    }
+}
+
+/// Option spellings of earlier versions, still accepted but no longer shown: every command now
+/// says `--batch-size`, `--max-length`, and `--out RUN --resume`.
+enum OldSpellings {
+    static let renamed: [String: [String: String]] = ["bench": ["--batch": "--batch-size", "--seq": "--max-length"]]
+
+    static func rewrite(_ arguments: [String]) -> [String] {
+        guard let command = arguments.first else { return arguments }
+        var result = [command]
+        var rest = arguments.dropFirst()
+        while let argument = rest.popFirst() {
+            let (name, value) = argument.split(separator: "=", maxSplits: 1).map(String.init).splitFirst
+            if let new = renamed[command]?[name] {
+                result.append(value.map { "\(new)=\($0)" } ?? new)
+            } else if command == "train", name == "--resume", value != nil || !(rest.first?.hasPrefix("-") ?? true) {
+                // `train --resume RUN` took the folder; now it is `--out RUN --resume`, as for the pipeline.
+                result += ["--out", value ?? rest.popFirst()!, "--resume"]
+            } else {
+                result.append(argument)
+            }
+        }
+        return result
+    }
+}
+
+private extension Array where Element == String {
+    var splitFirst: (String, String?) { (self[0], count > 1 ? self[1] : nil) }
 }
 
 /// Options every command that loads a model shares.

@@ -17,11 +17,11 @@ struct Train: ParsableCommand {
 
     @OptionGroup var method: MethodOptions
 
-    @Option(help: "Run folder to create.")
+    @Option(help: "Run folder to create (with --resume: the run to continue).")
     var out: String?
 
-    @Option(help: "Continue the interrupted run in this folder (its config.json decides everything else).")
-    var resume: String?
+    @Flag(help: "Continue the interrupted run in --out (its config.json decides everything else).")
+    var resume = false
 
     @OptionGroup var options: TrainOptions
     @OptionGroup var precision: PrecisionOptions
@@ -32,14 +32,14 @@ struct Train: ParsableCommand {
 
     private func train(_ communicator: Communicator) throws {
         let trainer: Trainer
-        if let resume {
-            let configPath = resume + "/config.json"
+        guard let out else { throw ValidationError("--out is required: the run folder to create, or with --resume to continue") }
+        if resume {
+            let configPath = out + "/config.json"
             let settings = try TrainingSettings(json: try JSONFields(contentsOf: configPath).json, source: configPath)
             try precision.apply(stored: settings.precision)
-            trainer = try Trainer(settings: settings, folder: resume, resume: true, communicator: communicator)
+            trainer = try Trainer(settings: settings, folder: out, resume: true, communicator: communicator)
         } else {
-            guard let task else { throw ValidationError("--task is required (or --resume RUN)") }
-            guard let out else { throw ValidationError("--out is required (or --resume RUN)") }
+            guard let task else { throw ValidationError("--task is required (or --resume to continue the run in --out)") }
             try precision.apply()
             let settings = options.settings(task: task, model: model.folder, method: try method.spec())
             trainer = try Trainer(settings: settings, folder: out, communicator: communicator)

@@ -80,8 +80,11 @@ final class HostileInputTests: XCTestCase {
         try expectRefusal(["encode", "--model", model, "--max-length", "100000"], input: "x\n",
                           "--max-length: must be at most the model's 512 positions")
         try expectRefusal(["tokenize", "--model", model, "--max-length", "0"], input: "x\n", "--max-length must be at least 2")
+        try expectRefusal(["bench", "--model", model, "--method", "ptv2", "--max-length", "600", "--steps", "1"],
+                          "--max-length: 600 tokens do not fit")
+        // The old spelling is still understood.
         try expectRefusal(["bench", "--model", model, "--method", "ptv2", "--seq", "600", "--steps", "1"],
-                          "--seq: 600 tokens do not fit")
+                          "--max-length: 600 tokens do not fit")
     }
 
     func testHostileAdaptersAreRefused() throws {

@@ -27,7 +27,7 @@ final class TrainCommandTests: XCTestCase {
                                              "--out", folder + "/run"])
         XCTAssertNotEqual(again.status, 0)
         XCTAssert(again.standardError.contains("already holds a run"), again.standardError)
-        let resumed = try runProduct("ptune", ["train", "--resume", folder + "/run"])
+        let resumed = try runProduct("ptune", ["train", "--out", folder + "/run", "--resume"])
         XCTAssertEqual(resumed.status, 0, resumed.standardError)
     }
 
