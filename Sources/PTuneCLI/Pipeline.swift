@@ -75,6 +75,7 @@ struct Adapt: ParsableCommand {
     @OptionGroup var taskList: TaskList
     @OptionGroup var method: MethodOptions
     @OptionGroup var options: TrainOptions
+    @OptionGroup var methodOptions: MethodTrainingOptions
     @Option(help: "Start P-tuning v2 from this pretrained prompt (prompt.safetensors of ptune pretrain).") var initialPrompt: String?
     @OptionGroup var job: JobOptions
     @OptionGroup var precision: PrecisionOptions
@@ -85,7 +86,7 @@ struct Adapt: ParsableCommand {
             let adaptation = try Adaptation(world: world, groups: job.groups, out: job.out, resume: job.resume)
             let spec = try method.spec()
             let results = try adaptation.run(tasks: taskList.specs) {
-                options.settings(task: $0, model: model.folder, method: spec, initialPrompt: initialPrompt)
+                options.settings(task: $0, model: model.folder, method: spec, choice: methodOptions, initialPrompt: initialPrompt)
             }
             if world.isRoot { print(resultsTable(["": results])) }
         }
@@ -100,6 +101,7 @@ struct Run: ParsableCommand {
     @OptionGroup var taskList: TaskList
     @OptionGroup var pretrain: PretrainOptions
     @OptionGroup var options: TrainOptions
+    @OptionGroup var learningRate: PromptTrainingOptions
     @OptionGroup var job: JobOptions
     @OptionGroup var precision: PrecisionOptions
 
@@ -114,11 +116,14 @@ struct Run: ParsableCommand {
             let method = MethodSpec.ptv2(length: pretrain.promptLength, dropout: pretrain.promptDropout, positionOffset: nil)
             let adaptation = try Adaptation(world: world, groups: groups, out: out, resume: resume)
             let pretrained = try adaptation.run(tasks: taskList.specs) {
-                options.settings(task: $0, model: model.folder, method: method, initialPrompt: out + "/pretrain/prompt.safetensors")
+                options.settings(task: $0, model: model.folder, method: method, choice: learningRate.choice,
+                                 initialPrompt: out + "/pretrain/prompt.safetensors")
             }
             // From scratch: the comparison, not part of the registry.
             let scratch = try Adaptation(world: world, groups: groups, out: out + "/scratch", resume: resume)
-                .run(tasks: taskList.specs) { options.settings(task: $0, model: model.folder, method: method) }
+                .run(tasks: taskList.specs) {
+                    options.settings(task: $0, model: model.folder, method: method, choice: learningRate.choice)
+                }
             if world.isRoot {
                 let table = resultsTable(["with multi-task pretraining": pretrained, "from scratch": scratch])
                 try writeAtomically(Data(table.utf8), to: out + "/results.md")

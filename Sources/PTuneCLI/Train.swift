@@ -24,6 +24,7 @@ struct Train: ParsableCommand {
     var resume = false
 
     @OptionGroup var options: TrainOptions
+    @OptionGroup var methodOptions: MethodTrainingOptions
     @OptionGroup var precision: PrecisionOptions
 
     func run() throws {
@@ -41,7 +42,7 @@ struct Train: ParsableCommand {
         } else {
             guard let task else { throw ValidationError("--task is required (or --resume to continue the run in --out)") }
             try precision.apply()
-            let settings = options.settings(task: task, model: model.folder, method: try method.spec())
+            let settings = options.settings(task: task, model: model.folder, method: try method.spec(), choice: methodOptions)
             trainer = try Trainer(settings: settings, folder: out, communicator: communicator)
         }
         if let summary = try trainer.run(), communicator.isRoot {

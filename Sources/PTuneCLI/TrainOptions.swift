@@ -8,9 +8,6 @@ struct TrainOptions: ParsableArguments {
     @Option(help: "Epochs over the training split.") var epochs = 3
     @Option(help: "Train this many steps instead of --epochs.") var maxSteps: Int?
     @Option(help: "Examples per step: the global batch, shared by the ranks.") var batchSize = 32
-    @Option(help: ArgumentHelp("Peak learning rate (default by method: "
-                               + TuningMethods.all.map { "\($0.name) \($0.defaultLearningRate)" }.joined(separator: ", ") + ")."))
-    var lr: Float?
     @Option(help: "AdamW weight decay (none on biases, LayerNorm and prompts).") var weightDecay: Float = 0.01
     @Option(help: "Share of the steps spent warming up the learning rate.") var warmupRatio: Float = 0.06
     @Option(help: "Clip the gradients' global norm to this (0: no clipping).") var maxGradNorm: Float = 1
@@ -21,12 +18,11 @@ struct TrainOptions: ParsableArguments {
     @Option(help: "Seed of initial values, batch order and dropout.") var seed: UInt64 = 42
     @Option(help: "Truncate examples to this many tokens.") var maxLength = 128
     @Option(help: "Log every N steps.") var logEvery = 10
-    @Flag(help: "Run the layers below the lowest trainable one without dropout and keep their output per training example, so later epochs skip them (Freeze tuning; memory: 4 bytes x hidden size per token).")
-    var cacheFrozenLayers = false
-
     /// The settings for one task, P-tuning v2 starting from `initialPrompt` when given.
-    func settings(task: String, model: String, method: MethodSpec, initialPrompt: String? = nil) -> TrainingSettings {
-        var settings = TrainingSettings(taskSpec: absolute(task), modelFolder: absolute(model), method: method, learningRate: lr)
+    func settings(task: String, model: String, method: MethodSpec, choice: MethodTrainingOptions,
+                  initialPrompt: String? = nil) -> TrainingSettings {
+        var settings = TrainingSettings(taskSpec: absolute(task), modelFolder: absolute(model), method: method,
+                                        learningRate: choice.lr)
         settings.initialPrompt = initialPrompt.map(absolute)
         settings.epochs = epochs
         settings.maxSteps = maxSteps
@@ -40,8 +36,31 @@ struct TrainOptions: ParsableArguments {
         settings.seed = seed
         settings.maxLength = maxLength
         settings.logEvery = logEvery
-        settings.cacheFrozenLayers = cacheFrozenLayers
+        settings.cacheFrozenLayers = choice.cacheFrozenLayers
         settings.precision = MatrixEngine.precision
         return settings
+    }
+}
+
+/// The training options that depend on the method, for the commands that let a user choose one
+/// (`train`, `adapt`); `run` trains P-tuning v2 only and takes `PromptTrainingOptions`.
+struct MethodTrainingOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Peak learning rate (default by method: "
+                               + TuningMethods.all.map { "\($0.name) \($0.defaultLearningRate)" }.joined(separator: ", ") + ")."))
+    var lr: Float?
+
+    @Flag(help: "Run the layers below the lowest trainable one without dropout and keep their output per training example, so later epochs skip them (Freeze tuning; memory: 4 bytes x hidden size per token).")
+    var cacheFrozenLayers = false
+}
+
+/// `run`'s learning rate: its adaptation is P-tuning v2's.
+struct PromptTrainingOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Peak learning rate of the adaptation (default \(PTuningV2.defaultLearningRate), P-tuning v2's)."))
+    var lr: Float?
+
+    var choice: MethodTrainingOptions {
+        var options = MethodTrainingOptions()
+        options.lr = lr
+        return options
     }
 }
