@@ -114,13 +114,15 @@ struct Run: ParsableCommand {
                 folder: out + "/pretrain", communicator: world)
             try pretrainer.run(resume: resume)
             let method = MethodSpec.ptv2(length: pretrain.promptLength, dropout: pretrain.promptDropout, positionOffset: nil)
-            let adaptation = try Adaptation(world: world, groups: groups, out: out, resume: resume)
+            let adaptation = try Adaptation(world: world, groups: groups, out: out, resume: resume,
+                                            stage: "[from the pretrained prompt]")
             let pretrained = try adaptation.run(tasks: taskList.specs) {
                 options.settings(task: $0, model: model.folder, method: method, choice: learningRate.choice,
                                  initialPrompt: out + "/pretrain/prompt.safetensors")
             }
             // From scratch: the comparison, not part of the registry.
-            let scratch = try Adaptation(world: world, groups: groups, out: out + "/scratch", resume: resume)
+            let scratch = try Adaptation(world: world, groups: groups, out: out + "/scratch", resume: resume,
+                                         stage: "[from scratch]")
                 .run(tasks: taskList.specs) {
                     options.settings(task: $0, model: model.folder, method: method, choice: learningRate.choice)
                 }

@@ -74,7 +74,8 @@ struct Eval: ParsableCommand {
         try tuned.checkFits(maxLength: inference.maxLength)
         let data = try SplitData(spec: spec, split: split,
                                  encoder: ExampleEncoder(tokenizer: pretrained.tokenizer, kind: spec.kind, maxLength: inference.maxLength))
-        let scores = try evaluate(tuned, on: data, batchSize: inference.batchSize, paddingId: pretrained.tokenizer.paddingId).scores
+        let scores = try evaluate(tuned, on: data, batchSize: inference.batchSize, paddingId: pretrained.tokenizer.paddingId,
+                                  progressLabel: "eval \(spec.name)").scores
         if json {
             let object: [String: Any] = ["task": spec.name, "split": split, "examples": data.examples.count, "metrics": scores]
             print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))

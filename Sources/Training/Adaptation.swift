@@ -21,9 +21,12 @@ public final class Adaptation {
     public let groups: Int
     public let out: String
     public let resume: Bool
+    private let stage: String
 
-    public init(world: Communicator, groups: Int, out: String, resume: Bool = false) throws {
+    /// - Parameter stage: named at the start of every log line (the pipeline runs two adaptations).
+    public init(world: Communicator, groups: Int, out: String, resume: Bool = false, stage: String = "") throws {
         self.resume = resume
+        self.stage = stage.isEmpty ? "" : stage + " "
         guard groups >= 1 else { throw InputError("--groups", "must be at least 1, not \(groups)") }
         guard groups <= world.size else {
             throw InputError("--groups", "\(groups) groups need at least \(groups) ranks, and this job has \(world.size)")
@@ -78,7 +81,7 @@ public final class Adaptation {
                 let started = ContinuousClock.now
                 let trainer = try Trainer(settings: settings(task), folder: folder,
                                           resume: resume && FileManager.default.fileExists(atPath: folder + "/config.json"),
-                                          communicator: group, logPrefix: world.logPrefix(group: color))
+                                          communicator: group, logPrefix: world.logPrefix(group: color) + stage)
                 guard let trained = try trainer.run() else { continue }
                 summary = trained
                 summary["wall_seconds"] = (ContinuousClock.now - started).seconds

@@ -9,10 +9,12 @@ public final class Progress {
     private let start = ContinuousClock.now
     private let quiet: Bool
     private let first: Int
+    private let unit: String
 
     /// A `quiet` progress prints nothing (ranks other than 0); `from` is the step a resumed run
-    /// starts at, so the time left comes from this attempt's pace.
-    public init(total: Int, label: String, quiet: Bool = false, from first: Int = 0) {
+    /// starts at, so the time left comes from this attempt's pace; `unit` names what is counted.
+    public init(total: Int, label: String, quiet: Bool = false, from first: Int = 0, unit: String = "step") {
+        self.unit = unit
         self.total = total
         self.label = label
         self.quiet = quiet
@@ -29,7 +31,7 @@ public final class Progress {
             let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
             write("\r\(label) [\(bar)] \(done)/\(total) · \(status) · \(eta) left\u{1B}[K")
         } else if force {
-            write("\(label) step \(done)/\(total) · \(status) · \(eta) left\n")
+            write("\(label) \(unit) \(done)/\(total) · \(status) · \(eta) left\n")
         }
     }
 

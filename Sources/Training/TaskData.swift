@@ -42,12 +42,21 @@ public func primaryMetric(_ spec: TaskSpec) -> String {
 /// (words that truncation cut off are left out). Returns the scores and the predictions
 /// (one label, or one tag per kept word, per example). With several ranks each predicts a
 /// share of the batches and every rank gets all predictions, so all compute the same scores.
+/// With a `progressLabel`, rank 0 shows how far it is (a bar on a terminal, a line each quarter otherwise).
 public func evaluate(_ model: TunedModel, on data: SplitData, batchSize: Int, paddingId: Int32,
-                     communicator: Communicator = SingleProcess()) throws -> (scores: Scores, predictions: [[Int]]) {
+                     communicator: Communicator = SingleProcess(), progressLabel: String? = nil) throws
+    -> (scores: Scores, predictions: [[Int]]) {
     var predictions = [[Int]](repeating: [], count: data.encoded.count)
     let labels = model.head.labelCount
     let batches = Batching.evaluationBatches(lengths: data.lengths, batchSize: batchSize)
+    let progress = progressLabel.map {
+        Progress(total: batches.count, label: "\($0) \(data.name) (\(data.examples.count) examples)", quiet: !communicator.isRoot,
+                 unit: "batch")
+    }
+    defer { progress?.finish() }
     for (number, members) in batches.enumerated() where number % communicator.size == communicator.rank {
+        let quarter = max(batches.count / 4, 1)
+        progress?.update(number, status: "scoring", force: number % quarter == 0)
         let batch = data.batch(members, paddingId: paddingId)
         let logits = model.forward(batch.tokens, forBackward: false)
         // A NaN has no argmax: scoring it would report a number for a broken model.

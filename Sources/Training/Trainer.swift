@@ -34,6 +34,13 @@ public final class Trainer {
     public let communicator: Communicator
     public let exchange: GradientExchange
     private let logPrefix: String
+    /// Examples cut to --max-length, per split (dev is train's when the task has no dev split).
+    private var truncated: [(key: String, value: Int)] {
+        [("train", train.truncatedCount)] + (dev.name == "train" ? [] : [(dev.name, dev.truncatedCount)])
+            + (test.map { [("test", $0.truncatedCount)] } ?? [])
+    }
+    /// What this run's log lines say it is: the rank or group, the stage, the task and the method.
+    private var label: String { "\(logPrefix)\(spec.name)/\(settings.method.name)" }
     private let optimizer: AdamW
     /// The frozen layers' outputs of the training examples, with `cacheFrozenLayers`.
     private let frozenCache: FrozenOutputCache?
@@ -132,11 +139,11 @@ public final class Trainer {
     /// (a checkpoint is written then, as at an interruption). Returns the summary once finished.
     @discardableResult
     public func run(stopAfter: Int? = nil) throws -> [String: Any]? {
-        let progress = Progress(total: totalSteps, label: "\(logPrefix)\(spec.name)/\(settings.method.name)",
+        let progress = Progress(total: totalSteps, label: label,
                                 quiet: !communicator.isRoot, from: step)
         if step == 0 {
             progress.log("\(train.encoded.count) train, \(dev.encoded.count) \(dev.name) examples; "
-                         + "\(train.truncatedCount + dev.truncatedCount) truncated to \(settings.maxLength) tokens; "
+                         + "truncated to \(settings.maxLength) tokens: \(truncated.map { "\($0.value) \($0.key)" }.joined(separator: ", ")); "
                          + "\(model.trainableCount) trainable parameters; \(totalSteps) steps")
         }
         let clock = ContinuousClock()
@@ -214,7 +221,7 @@ public final class Trainer {
     private func evaluateAndCheckpoint(_ progress: Progress) throws -> Bool {
         exchange.checkConsistent(step: step)
         let (scores, _) = try evaluate(model, on: dev, batchSize: settings.batchSize, paddingId: pretrained.tokenizer.paddingId,
-                                   communicator: communicator)
+                                   communicator: communicator, progressLabel: "\(label) step \(step): evaluating")
         let score = scores[primaryMetric(spec)] ?? 0
         try appendMetrics(["step": step, dev.name: scores])
         progress.log("step \(step): \(dev.name) " + scores.sorted { $0.key < $1.key }
@@ -294,16 +301,17 @@ public final class Trainer {
         var summary: [String: Any] = [
             "task": spec.name, "method": settings.method.json, "trainable_parameters": model.trainableCount,
             "steps": step, "best_step": bestStep, "train_seconds": wallSeconds,
-            "truncated_examples": train.truncatedCount + dev.truncatedCount, "primary_metric": primaryMetric(spec),
+            "truncated_examples": Dictionary(uniqueKeysWithValues: truncated), "primary_metric": primaryMetric(spec),
         ]
         let best = try PretrainedModel(folder: settings.modelFolder)
         let (adapter, _) = try PeftAdapter.read(adapterPath, weights: best.weights)
+        let scoring = "\(label): scoring the best adapter (step \(bestStep)) on"
         summary[dev.name] = try evaluate(adapter, on: dev, batchSize: settings.batchSize, paddingId: pretrained.tokenizer.paddingId,
-                                     communicator: communicator).scores
+                                     communicator: communicator, progressLabel: scoring).scores
         let lowercase = pretrained.tokenizer.basic.lowercase
         if let test {
             summary["test"] = try evaluate(adapter, on: test, batchSize: settings.batchSize, paddingId: pretrained.tokenizer.paddingId,
-                                       communicator: communicator).scores
+                                       communicator: communicator, progressLabel: scoring).scores
             summary["baseline"] = baselineScores(spec, train: train.examples, on: test.examples, lowercase: lowercase)
         } else {
             summary["baseline"] = baselineScores(spec, train: train.examples, on: dev.examples, lowercase: lowercase)
