@@ -113,9 +113,12 @@ extension TaskSpec {
             // CoNLL-2003's document separators are not sentences.
             if line.hasPrefix("-DOCSTART-") { flush(); continue }
             guard parts.count >= 2, !parts[0].isEmpty else { throw InputError(place, "expected token, tab, tag") }
+            if let tagColumn, parts.count < tagColumn {
+                throw InputError(place, "\(parts.count) columns, but the spec's tag_column is \(tagColumn)")
+            }
             words.append(String(parts[0]))
-            tags.append(try labelIndex(String(parts[parts.count - 1]).trimmingCharacters(in: .whitespaces),
-                                       field: "tag", at: place))
+            tags.append(try labelIndex(String(parts[(tagColumn ?? parts.count) - 1]).trimmingCharacters(in: .whitespaces),
+                                       field: tagColumn.map { "tag (column \($0))" } ?? "tag (last column)", at: place))
         }
         flush()
         return examples

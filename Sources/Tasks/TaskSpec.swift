@@ -9,8 +9,11 @@ import Tuning
 ///      "train": "data/sentiment/train.jsonl", "dev": "...", "test": "..."}
 ///
 /// `kind` is `classification` or `tagging`; `format` is `jsonl`, `csv` (with a header row)
-/// or `conll` (token, tab, tag; a blank line between sentences); `text_pair_field` is optional;
-/// tagging JSONL lines are `{"tokens": [...], "tags": [...]}`. Paths are relative to the spec file.
+/// or `conll` (token, tab-separated columns, the tag in the last one or in `tag_column`, counted
+/// from 1; a blank line between sentences, `-DOCSTART-` lines skipped); `text_pair_field` is
+/// optional; tagging JSONL lines are `{"tokens": [...], "tags": [...]}`. `train` is required;
+/// without `dev`, the best adapter is chosen on train; without `test`, no test score is given.
+/// Paths are relative to the spec file.
 public struct TaskSpec: Equatable, Sendable {
     public enum Format: String, Sendable { case jsonl, csv, conll }
 
@@ -21,6 +24,8 @@ public struct TaskSpec: Equatable, Sendable {
     public var textField: String
     public var textPairField: String?
     public var labelField: String
+    /// CoNLL: the column (from 1; the token is column 1) that holds the tag; nil: the last.
+    public var tagColumn: Int?
     /// Split name → absolute path.
     public var splits: [String: String]
     /// The spec file itself.
@@ -74,19 +79,27 @@ public struct TaskSpec: Equatable, Sendable {
         textField = try string("text_field", default: kind == .tagging ? "tokens" : "text")
         textPairField = json["text_pair_field"] as? String
         labelField = try string("label_field", default: kind == .tagging ? "tags" : "label")
+        if let column = json["tag_column"] {
+            guard format == .conll, let number = column as? Int, number >= 2 else {
+                throw InputError(path, "field 'tag_column' must be a CoNLL column number, 2 or more (the token is column 1)")
+            }
+            tagColumn = number
+        }
         let folder = (path as NSString).deletingLastPathComponent
         var splits: [String: String] = [:]
         for split in ["train", "dev", "test"] {
             guard let relative = json[split] as? String else { continue }
             splits[split] = relative.hasPrefix("/") ? relative : (folder as NSString).appendingPathComponent(relative)
         }
-        guard splits["train"] != nil else { throw InputError(path, "missing field 'train'") }
+        guard splits["train"] != nil else {
+            throw InputError(path, "missing field 'train' (the training split's file; 'dev' and 'test' are optional)")
+        }
         self.splits = splits
     }
 
     /// The fields a spec may have ("description" for the reader's benefit).
     static let fields: Set<String> = ["name", "kind", "labels", "format", "text_field", "text_pair_field", "label_field",
-                                      "train", "dev", "test", "description"]
+                                      "tag_column", "train", "dev", "test", "description"]
 
     /// The file of a split, or an error naming the spec and the split.
     public func file(_ split: String) throws -> String {

@@ -49,6 +49,25 @@ final class TaskDataTests: XCTestCase {
         XCTAssertEqual(try jsonl.examples("train"), [.tagging(["a", "b"], tags: [1, 0])])
     }
 
+    /// CoNLL-2003's four columns (word, POS, chunk, NER): the last by default, another by `tag_column`.
+    func testCoNLLTagColumn() throws {
+        let files = ["train.conll": "EU\tNNP\tB-NP\tB-X\nrejects\tVBZ\tB-VP\tO\n"]
+        let last = #""name": "t", "kind": "tagging", "labels": ["O", "B-X", "NNP", "VBZ"], "format": "conll", "train": "train.conll""#
+        XCTAssertEqual(try spec(last, files: files).0.examples("train"), [.tagging(["EU", "rejects"], tags: [1, 0])])
+        let pos = try spec(last + #", "tag_column": 2"#, files: files).0
+        XCTAssertEqual(pos.tagColumn, 2)
+        XCTAssertEqual(try pos.examples("train"), [.tagging(["EU", "rejects"], tags: [2, 3])])
+        expectError("train.conll:1: 4 columns, but the spec's tag_column is 5") {
+            _ = try spec(last + #", "tag_column": 5"#, files: files).0.examples("train")
+        }
+        expectError("field 'tag_column' must be a CoNLL column number, 2 or more") {
+            _ = try spec(last + #", "tag_column": 1"#, files: files)
+        }
+        expectError("missing field 'train' (the training split's file; 'dev' and 'test' are optional)") {
+            _ = try spec(#""name": "t", "kind": "tagging", "labels": ["O"], "dev": "dev.conll""#, files: [:])
+        }
+    }
+
     func testBadDataNamesFileAndLine() throws {
         let (bad, folder) = try spec(classification, files: ["train.jsonl": "{\"text\": \"ok\", \"label\": \"pos\"}\n{not json\n"])
         expectError("\(folder)/train.jsonl:2: not a JSON object") { _ = try bad.examples("train") }
