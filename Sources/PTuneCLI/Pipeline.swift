@@ -86,7 +86,8 @@ struct Adapt: ParsableCommand {
             let adaptation = try Adaptation(world: world, groups: job.groups, out: job.out, resume: job.resume)
             let spec = try method.spec()
             let results = try adaptation.run(tasks: taskList.specs) {
-                options.settings(task: $0, model: model.folder, method: spec, choice: methodOptions, initialPrompt: initialPrompt)
+                options.settings(task: $0, model: model.folder, method: spec, learningRate: methodOptions.lr,
+                                 cacheFrozenLayers: methodOptions.cacheFrozenLayers, initialPrompt: initialPrompt)
             }
             if world.isRoot { print(resultsTable(["": results])) }
         }
@@ -117,14 +118,14 @@ struct Run: ParsableCommand {
             let adaptation = try Adaptation(world: world, groups: groups, out: out, resume: resume,
                                             stage: "[from the pretrained prompt]")
             let pretrained = try adaptation.run(tasks: taskList.specs) {
-                options.settings(task: $0, model: model.folder, method: method, choice: learningRate.choice,
+                options.settings(task: $0, model: model.folder, method: method, learningRate: learningRate.lr,
                                  initialPrompt: out + "/pretrain/prompt.safetensors")
             }
             // From scratch: the comparison, not part of the registry.
             let scratch = try Adaptation(world: world, groups: groups, out: out + "/scratch", resume: resume,
                                          stage: "[from scratch]")
                 .run(tasks: taskList.specs) {
-                    options.settings(task: $0, model: model.folder, method: method, choice: learningRate.choice)
+                    options.settings(task: $0, model: model.folder, method: method, learningRate: learningRate.lr)
                 }
             if world.isRoot {
                 let table = resultsTable(["with multi-task pretraining": pretrained, "from scratch": scratch])

@@ -42,7 +42,8 @@ struct Train: ParsableCommand {
         } else {
             guard let task else { throw ValidationError("--task is required (or --resume to continue the run in --out)") }
             try precision.apply()
-            let settings = options.settings(task: task, model: model.folder, method: try method.spec(), choice: methodOptions)
+            let settings = options.settings(task: task, model: model.folder, method: try method.spec(),
+                                            learningRate: methodOptions.lr, cacheFrozenLayers: methodOptions.cacheFrozenLayers)
             trainer = try Trainer(settings: settings, folder: out, communicator: communicator)
         }
         if let summary = try trainer.run(), communicator.isRoot {

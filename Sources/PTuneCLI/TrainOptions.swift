@@ -19,10 +19,10 @@ struct TrainOptions: ParsableArguments {
     @Option(help: "Truncate examples to this many tokens.") var maxLength = 128
     @Option(help: "Log every N steps.") var logEvery = 10
     /// The settings for one task, P-tuning v2 starting from `initialPrompt` when given.
-    func settings(task: String, model: String, method: MethodSpec, choice: MethodTrainingOptions,
+    func settings(task: String, model: String, method: MethodSpec, learningRate: Float?, cacheFrozenLayers: Bool = false,
                   initialPrompt: String? = nil) -> TrainingSettings {
         var settings = TrainingSettings(taskSpec: absolute(task), modelFolder: absolute(model), method: method,
-                                        learningRate: choice.lr)
+                                        learningRate: learningRate)
         settings.initialPrompt = initialPrompt.map(absolute)
         settings.epochs = epochs
         settings.maxSteps = maxSteps
@@ -36,7 +36,7 @@ struct TrainOptions: ParsableArguments {
         settings.seed = seed
         settings.maxLength = maxLength
         settings.logEvery = logEvery
-        settings.cacheFrozenLayers = choice.cacheFrozenLayers
+        settings.cacheFrozenLayers = cacheFrozenLayers
         settings.precision = MatrixEngine.precision
         return settings
     }
@@ -57,10 +57,4 @@ struct MethodTrainingOptions: ParsableArguments {
 struct PromptTrainingOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Peak learning rate of the adaptation (default \(PTuningV2.defaultLearningRate), P-tuning v2's)."))
     var lr: Float?
-
-    var choice: MethodTrainingOptions {
-        var options = MethodTrainingOptions()
-        options.lr = lr
-        return options
-    }
 }
