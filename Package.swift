@@ -19,6 +19,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
     ],
     targets: [
         .systemLibrary(
@@ -35,7 +36,7 @@ let package = Package(
         .target(name: "Tuning", dependencies: ["Model"]),
         .target(name: "Tasks", dependencies: ["Tuning"]),
         .target(name: "Distributed", dependencies: ["Tasks", "CMPI"]),
-        .target(name: "Training", dependencies: ["Distributed"]),
+        .target(name: "Training", dependencies: ["Distributed", .product(name: "Crypto", package: "swift-crypto")]),
         .executableTarget(
             name: "PTuneCLI",
             dependencies: [

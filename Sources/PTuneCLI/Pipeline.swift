@@ -89,7 +89,7 @@ struct Adapt: ParsableCommand {
                 options.settings(task: $0, model: model.folder, method: spec, learningRate: methodOptions.lr,
                                  cacheFrozenLayers: methodOptions.cacheFrozenLayers, initialPrompt: initialPrompt)
             }
-            if world.isRoot { print(resultsTable(["": results])) }
+            if world.isRoot { print(resultsTable([("", results)])) }
         }
     }
 }
@@ -128,7 +128,7 @@ struct Run: ParsableCommand {
                     options.settings(task: $0, model: model.folder, method: method, learningRate: learningRate.lr)
                 }
             if world.isRoot {
-                let table = resultsTable(["with multi-task pretraining": pretrained, "from scratch": scratch])
+                let table = resultsTable([("pretrained prompt", pretrained), ("from scratch", scratch)])
                 try writeAtomically(Data(table.utf8), to: out + "/results.md")
                 print(table)
             }
@@ -136,19 +136,36 @@ struct Run: ParsableCommand {
     }
 }
 
-/// A Markdown table of task summaries: dev and test on the primary metric, per variant, beside
-/// the baseline's test score (the most frequent label, or each word's most frequent tag).
-func resultsTable(_ variants: [String: [[String: Any]]]) -> String {
-    var lines = ["| task | variant | metric | dev | test | baseline | steps | wall s |", "|---|---|---|---|---|---|---|---|"]
-    for (variant, results) in variants.sorted(by: { $0.key < $1.key }) {
-        for result in results.sorted(by: { ($0["task"] as? String ?? "") < ($1["task"] as? String ?? "") }) {
-            let metric = result["primary_metric"] as? String ?? ""
-            func score(_ split: String) -> String {
-                ((result[split] as? [String: Double])?[metric]).map { String(format: "%.3f", $0) } ?? "–"
-            }
-            lines.append("| \(result["task"] ?? "") | \(variant.isEmpty ? "adapted" : variant) | \(metric) | \(score("dev")) | \(score("test")) | \(score("baseline")) | "
-                         + "\(result["steps"] ?? "") | \(String(format: "%.0f", result["wall_seconds"] as? Double ?? 0)) |")
+/// A Markdown table of task summaries, one row per task: the baseline's test score (the most
+/// frequent label, or each word's most frequent tag), then dev and test on the primary metric of
+/// each variant side by side, and with two variants the first's gain on test.
+func resultsTable(_ variants: [(name: String, results: [[String: Any]])]) -> String {
+    let tasks = Set(variants.flatMap { $0.results.compactMap { $0["task"] as? String } }).sorted()
+    func summary(_ task: String, _ variant: Int) -> [String: Any]? {
+        variants[variant].results.first { $0["task"] as? String == task }
+    }
+    func score(_ result: [String: Any]?, _ split: String) -> Double? {
+        guard let result, let metric = result["primary_metric"] as? String else { return nil }
+        return (result[split] as? [String: Double])?[metric]
+    }
+    let format = { (value: Double?) in value.map { String(format: "%.3f", $0) } ?? "–" }
+    let named = variants.map { $0.name.isEmpty ? "" : "\($0.name) " }
+    var header = ["task", "metric", "baseline (test)"] + named.flatMap { ["\($0)dev", "\($0)test"] }
+    if variants.count == 2 { header.append("gain (test)") }
+    header += ["steps", "wall s"]
+    var lines = ["| " + header.joined(separator: " | ") + " |", "|" + String(repeating: "---|", count: header.count)]
+    for task in tasks {
+        let first = variants.indices.lazy.compactMap { summary(task, $0) }.first
+        var cells = [task, first?["primary_metric"] as? String ?? "", format(score(first, "baseline"))]
+        cells += variants.indices.flatMap { [format(score(summary(task, $0), "dev")), format(score(summary(task, $0), "test"))] }
+        if variants.count == 2 {
+            let (a, b) = (score(summary(task, 0), "test"), score(summary(task, 1), "test"))
+            cells.append(a.flatMap { a in b.map { String(format: "%+.3f", a - $0) } } ?? "–")
         }
+        let runs = variants.indices.compactMap { summary(task, $0) }
+        cells.append(runs.map { "\($0["steps"] ?? "")" }.joined(separator: " / "))
+        cells.append(runs.map { String(format: "%.0f", $0["wall_seconds"] as? Double ?? 0) }.joined(separator: " / "))
+        lines.append("| " + cells.joined(separator: " | ") + " |")
     }
     return lines.joined(separator: "\n") + "\n"
 }

@@ -1,3 +1,4 @@
+import Crypto
 import Distributed
 import Foundation
 import Model
@@ -125,7 +126,7 @@ public final class Adaptation {
             for (name, encoded) in files {
                 guard let bytes = Data(base64Encoded: encoded) else { throw InputError(task, "adapter file \(name) arrived damaged") }
                 try bytes.write(to: URL(fileURLWithPath: "\(staging)/\(task)/\(name)"))
-                digests[name] = sha256Hex([UInt8](bytes))
+                digests[name] = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
             }
             var entry = result.filter { ["task", "method", "steps", "best_step", "wall_seconds", "train_seconds",
                                          "trainable_parameters", "primary_metric", "dev", "test", "baseline", "group", "ranks"].contains($0.key) }

@@ -111,14 +111,3 @@ final class CommunicatorTests: XCTestCase {
         XCTAssertNotEqual(exchange.valuesHash(), hash)
     }
 }
-
-final class SHA256Tests: XCTestCase {
-    func testKnownDigests() {
-        XCTAssertEqual(sha256Hex([]), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-        XCTAssertEqual(sha256Hex(Array("abc".utf8)), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-        XCTAssertEqual(sha256Hex(Array(String(repeating: "a", count: 1000).utf8)),   // sixteen blocks
-                       "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3")
-        XCTAssertEqual(sha256Hex(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)),
-                       "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
-    }
-}
