@@ -37,31 +37,11 @@ public struct BertConfig: Equatable, Sendable {
 
     /// Reads and validates `config.json`; errors name the file and the field.
     public init(contentsOf path: String) throws {
-        let fields = try JSONFields(contentsOf: path)
-        let modelType = try fields.string("model_type")
-        guard Self.supportedModelTypes.contains(modelType) else {
-            throw InputError(path, "unsupported model_type '\(modelType)' (supported: \(Self.supportedModelTypes.sorted().joined(separator: ", ")))")
-        }
-        let activation = try fields.string("hidden_act", default: "gelu")
-        guard activation == "gelu" else {
-            throw InputError(path, "unsupported hidden_act '\(activation)' (supported: gelu)")
-        }
-        let positions = try fields.string("position_embedding_type", default: "absolute")
-        guard positions == "absolute" else {
-            throw InputError(path, "unsupported position_embedding_type '\(positions)' (supported: absolute)")
-        }
-        self.init(
-            vocabSize: try fields.int("vocab_size"),
-            hiddenSize: try fields.int("hidden_size"),
-            layers: try fields.int("num_hidden_layers"),
-            heads: try fields.int("num_attention_heads"),
-            intermediateSize: try fields.int("intermediate_size"),
-            maxPositions: try fields.int("max_position_embeddings", default: 512),
-            typeVocabSize: try fields.int("type_vocab_size", default: 2),
-            layerNormEps: try fields.float("layer_norm_eps", default: 1e-12),
-            hiddenDropout: try fields.float("hidden_dropout_prob", default: 0.1),
-            attentionDropout: try fields.float("attention_probs_dropout_prob", default: 0.1),
-            padTokenId: try fields.int("pad_token_id", default: 0))
+        self = try JSONFile.decode(BertConfig.self, from: path)
+        try validate(path)
+    }
+
+    private func validate(_ path: String) throws {
         for (key, value) in [("vocab_size", vocabSize), ("hidden_size", hiddenSize), ("num_hidden_layers", layers),
                              ("num_attention_heads", heads), ("intermediate_size", intermediateSize),
                              ("max_position_embeddings", maxPositions), ("type_vocab_size", typeVocabSize)]
@@ -88,4 +68,45 @@ public struct BertConfig: Equatable, Sendable {
 
     /// Channels per attention head.
     public var headSize: Int { hiddenSize / heads }
+}
+
+extension BertConfig: Decodable {
+    private enum CodingKeys: String, CodingKey {
+        case modelType = "model_type", hiddenAct = "hidden_act", positionEmbeddingType = "position_embedding_type"
+        case vocabSize = "vocab_size", hiddenSize = "hidden_size", layers = "num_hidden_layers"
+        case heads = "num_attention_heads", intermediateSize = "intermediate_size"
+        case maxPositions = "max_position_embeddings", typeVocabSize = "type_vocab_size", layerNormEps = "layer_norm_eps"
+        case hiddenDropout = "hidden_dropout_prob", attentionDropout = "attention_probs_dropout_prob"
+        case padTokenId = "pad_token_id"
+    }
+
+    /// Transformers' `config.json`: the sizes are required, the rest has BERT's defaults; a
+    /// model type, activation or position embedding PTune does not compute is refused.
+    public init(from decoder: Decoder) throws {
+        let fields = try decoder.container(keyedBy: CodingKeys.self)
+        func refuse(_ key: CodingKeys, _ value: String, supported: [String]) -> Error {
+            DecodingError.dataCorruptedError(forKey: key, in: fields, debugDescription:
+                "unsupported \(key.rawValue) '\(value)' (supported: \(supported.joined(separator: ", ")))")
+        }
+        let modelType = try fields.decode(String.self, forKey: .modelType)
+        guard Self.supportedModelTypes.contains(modelType) else {
+            throw refuse(.modelType, modelType, supported: Self.supportedModelTypes.sorted())
+        }
+        for (key, supported) in [(CodingKeys.hiddenAct, "gelu"), (.positionEmbeddingType, "absolute")] {
+            let value = try fields.decodeIfPresent(String.self, forKey: key) ?? supported
+            guard value == supported else { throw refuse(key, value, supported: [supported]) }
+        }
+        self.init(
+            vocabSize: try fields.decode(Int.self, forKey: .vocabSize),
+            hiddenSize: try fields.decode(Int.self, forKey: .hiddenSize),
+            layers: try fields.decode(Int.self, forKey: .layers),
+            heads: try fields.decode(Int.self, forKey: .heads),
+            intermediateSize: try fields.decode(Int.self, forKey: .intermediateSize),
+            maxPositions: try fields.decodeIfPresent(Int.self, forKey: .maxPositions) ?? 512,
+            typeVocabSize: try fields.decodeIfPresent(Int.self, forKey: .typeVocabSize) ?? 2,
+            layerNormEps: try fields.decodeIfPresent(Float.self, forKey: .layerNormEps) ?? 1e-12,
+            hiddenDropout: try fields.decodeIfPresent(Float.self, forKey: .hiddenDropout) ?? 0.1,
+            attentionDropout: try fields.decodeIfPresent(Float.self, forKey: .attentionDropout) ?? 0.1,
+            padTokenId: try fields.decodeIfPresent(Int.self, forKey: .padTokenId) ?? 0)
+    }
 }

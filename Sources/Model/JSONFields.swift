@@ -51,3 +51,49 @@ public struct JSONFields {
         try value(key, "a list of integers", default: nil) { $0 as? [Int] }
     }
 }
+
+/// Codable readers of the files whose fields are fixed (a model's `config.json`, a task spec):
+/// decoding errors become one line naming the file and the field.
+public enum JSONFile {
+    /// The `T` in the JSON file at `path` (UTF-8, optional byte-order mark).
+    public static func decode<T: Decodable>(_ type: T.Type, from path: String) throws -> T {
+        let data = Data(try TextFile.text(path).utf8)
+        do {
+            return try JSONDecoder().decode(type, from: data)
+        } catch let error as DecodingError {
+            throw InputError(path, describe(error))
+        }
+    }
+
+    private static func field(_ path: [CodingKey]) -> String {
+        path.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+            .replacingOccurrences(of: ".[", with: "[")
+    }
+
+    static func describe(_ error: DecodingError) -> String {
+        switch error {
+        case let .keyNotFound(key, context): "missing field '\(field(context.codingPath + [key]))'"
+        case let .valueNotFound(_, context): "field '\(field(context.codingPath))' is null"
+        case let .typeMismatch(_, context) where context.codingPath.isEmpty: "not a JSON object"
+        case let .typeMismatch(type, context): "field '\(field(context.codingPath))' is not \(name(type))"
+        case let .dataCorrupted(context) where context.codingPath.isEmpty:
+            "not valid JSON" + ((context.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey].map { " (\($0))" } ?? "")
+        case let .dataCorrupted(context):
+            // The readers' own refusals name their field; Foundation's do not.
+            context.debugDescription.contains(field(context.codingPath)) ? context.debugDescription
+                : "field '\(field(context.codingPath))': \(context.debugDescription)"
+        @unknown default: "\(error)"
+        }
+    }
+
+    private static func name(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: "a string"
+        case is Bool.Type: "true or false"
+        case is Int.Type: "an integer"
+        case is Float.Type, is Double.Type: "a number"
+        case is [Any].Type, is [String].Type: "a list"
+        default: "\(type)"
+        }
+    }
+}

@@ -33,23 +33,20 @@ public struct TaskSpec: Equatable, Sendable {
 
     /// Reads and validates a spec file; errors name the file and the field.
     public init(contentsOf path: String) throws {
-        let json = try JSONFields(contentsOf: path).json
-        func string(_ key: String, default fallback: String? = nil) throws -> String {
-            guard let value = json[key] else {
-                if let fallback { return fallback }
-                throw InputError(path, "missing field '\(key)'")
-            }
-            guard let text = value as? String, !text.isEmpty else { throw InputError(path, "field '\(key)' must be a non-empty string") }
-            return text
-        }
+        let file = try JSONFile.decode(SpecFile.self, from: path)
         self.path = path
         // A misspelt optional field would otherwise be ignored without a word ("text_pair_feild").
-        if let unknown = json.keys.sorted().first(where: { !Self.fields.contains($0) }) {
+        if let unknown = file.keys.sorted().first(where: { !Self.fields.contains($0) }) {
             let near = Self.fields.min { editDistance($0, unknown) < editDistance($1, unknown) }!
             throw InputError(path, "unknown field '\(unknown)'" + (editDistance(near, unknown) <= 3 ? " (did you mean '\(near)'?)" : "")
                              + "; a spec has \(Self.fields.sorted().joined(separator: ", "))")
         }
-        name = try string("name")
+        func nonEmpty(_ value: String?, _ key: String, default fallback: String? = nil) throws -> String {
+            guard let value = value ?? fallback else { throw InputError(path, "missing field '\(key)'") }
+            guard !value.isEmpty else { throw InputError(path, "field '\(key)' must be a non-empty string") }
+            return value
+        }
+        name = try nonEmpty(file.name, "name")
         // The name becomes a folder of runs and registries: a plain name, never a path.
         let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "._-"))
         guard name.count <= 100, name.unicodeScalars.allSatisfy({ $0.isASCII && allowed.contains($0) }),
@@ -57,16 +54,16 @@ public struct TaskSpec: Equatable, Sendable {
             throw InputError(path, "field 'name' must be a plain name of letters, digits, '.', '_' and '-' "
                              + "(at most 100, not starting with '.'), not '\(name)'")
         }
-        guard let kind = TaskKind(rawValue: try string("kind")) else {
+        guard let kind = TaskKind(rawValue: try nonEmpty(file.kind, "kind")) else {
             throw InputError(path, "field 'kind' must be classification or tagging")
         }
         self.kind = kind
-        guard let labels = json["labels"] as? [String], !labels.isEmpty else {
+        guard let labels = file.labels, !labels.isEmpty else {
             throw InputError(path, "field 'labels' must be a non-empty list of strings")
         }
         guard Set(labels).count == labels.count else { throw InputError(path, "field 'labels' lists a label twice") }
         self.labels = labels
-        guard let format = Format(rawValue: try string("format", default: kind == .tagging ? "conll" : "jsonl")) else {
+        guard let format = Format(rawValue: try nonEmpty(file.format, "format", default: kind == .tagging ? "conll" : "jsonl")) else {
             throw InputError(path, "field 'format' must be jsonl, csv or conll")
         }
         guard !(kind == .classification && format == .conll) else {
@@ -76,25 +73,61 @@ public struct TaskSpec: Equatable, Sendable {
             throw InputError(path, "format csv holds one label per row; tagging needs jsonl or conll")
         }
         self.format = format
-        textField = try string("text_field", default: kind == .tagging ? "tokens" : "text")
-        textPairField = json["text_pair_field"] as? String
-        labelField = try string("label_field", default: kind == .tagging ? "tags" : "label")
-        if let column = json["tag_column"] {
-            guard format == .conll, let number = column as? Int, number >= 2 else {
+        textField = try nonEmpty(file.textField, "text_field", default: kind == .tagging ? "tokens" : "text")
+        textPairField = file.textPairField
+        labelField = try nonEmpty(file.labelField, "label_field", default: kind == .tagging ? "tags" : "label")
+        if let column = file.tagColumn {
+            guard format == .conll, column >= 2 else {
                 throw InputError(path, "field 'tag_column' must be a CoNLL column number, 2 or more (the token is column 1)")
             }
-            tagColumn = number
+            tagColumn = column
         }
         let folder = (path as NSString).deletingLastPathComponent
         var splits: [String: String] = [:]
-        for split in ["train", "dev", "test"] {
-            guard let relative = json[split] as? String else { continue }
+        for (split, relative) in [("train", file.train), ("dev", file.dev), ("test", file.test)] {
+            guard let relative else { continue }
             splits[split] = relative.hasPrefix("/") ? relative : (folder as NSString).appendingPathComponent(relative)
         }
         guard splits["train"] != nil else {
             throw InputError(path, "missing field 'train' (the training split's file; 'dev' and 'test' are optional)")
         }
         self.splits = splits
+    }
+
+    /// A spec file as written: every field optional here, so that what is missing or wrong is
+    /// reported by `init(contentsOf:)` in the spec's own terms.
+    private struct SpecFile: Decodable {
+        var name, kind, format, textField, textPairField, labelField, train, dev, test, description: String?
+        var labels: [String]?
+        var tagColumn: Int?
+        /// Every field the file has, to catch a misspelt one.
+        var keys: [String]
+
+        private enum CodingKeys: String, CodingKey {
+            case name, kind, format, labels, train, dev, test, description
+            case textField = "text_field", textPairField = "text_pair_field", labelField = "label_field"
+            case tagColumn = "tag_column"
+        }
+
+        private struct AnyKey: CodingKey {
+            var stringValue: String
+            var intValue: Int? { nil }
+            init(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
+        }
+
+        init(from decoder: Decoder) throws {
+            let fields = try decoder.container(keyedBy: CodingKeys.self)
+            keys = try decoder.container(keyedBy: AnyKey.self).allKeys.map(\.stringValue)
+            func string(_ key: CodingKeys) throws -> String? { try fields.decodeIfPresent(String.self, forKey: key) }
+            (name, kind, format, description) = (try string(.name), try string(.kind), try string(.format),
+                                                 try string(.description))
+            (textField, textPairField, labelField) = (try string(.textField), try string(.textPairField),
+                                                      try string(.labelField))
+            (train, dev, test) = (try string(.train), try string(.dev), try string(.test))
+            labels = try fields.decodeIfPresent([String].self, forKey: .labels)
+            tagColumn = try fields.decodeIfPresent(Int.self, forKey: .tagColumn)
+        }
     }
 
     /// The fields a spec may have ("description" for the reader's benefit).

@@ -63,6 +63,15 @@ final class TaskDataTests: XCTestCase {
         expectError("field 'tag_column' must be a CoNLL column number, 2 or more") {
             _ = try spec(last + #", "tag_column": 1"#, files: files)
         }
+        expectError("task.json: field 'tag_column' is not an integer") {
+            _ = try spec(last + #", "tag_column": "2""#, files: files)
+        }
+        expectError("task.json: field 'labels' is not a list") {
+            _ = try spec(#""name": "t", "kind": "tagging", "labels": "O", "train": "x""#, files: [:])
+        }
+        let folder = try write(["list.json": "[1, 2]", "broken.json": "{\"name\": "])
+        expectError("list.json: not a JSON object") { _ = try TaskSpec(contentsOf: folder + "/list.json") }
+        expectError("broken.json: not valid JSON") { _ = try TaskSpec(contentsOf: folder + "/broken.json") }
         expectError("missing field 'train' (the training split's file; 'dev' and 'test' are optional)") {
             _ = try spec(#""name": "t", "kind": "tagging", "labels": ["O"], "dev": "dev.conll""#, files: [:])
         }
