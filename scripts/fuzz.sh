@@ -14,7 +14,7 @@ flags=(-sanitize=fuzzer,address -parse-as-library -Onone -g -I "$build" -I Sourc
 modules=(Kernels Model Tuning Tasks)
 for module in "${modules[@]}"; do
     swiftc "${flags[@]}" -module-name "$module" -emit-library -static -emit-module \
-        -emit-module-path "$build/$module.swiftmodule" -o "$build/lib$module.a" Sources/"$module"/*.swift
+        -emit-module-path "$build/$module.swiftmodule" -o "$build/lib$module.a" $(find Sources/"$module" -name '*.swift' | sort)
 done
 
 status=0
