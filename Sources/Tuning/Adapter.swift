@@ -192,6 +192,13 @@ public enum PeftAdapter {
             throw InputError(extrasPath, "\(labels.count) labels but the classifier has \(labelCount) outputs")
         }
         if let unused = file.unread.sorted().first {
+            // A base weight the config does not account for is a feature PTune does not know;
+            // anything else belongs to another architecture.
+            let baseName = ptuneParameterName(peftName: unused.replacingOccurrences(of: ".base_layer.", with: "."))
+            if let weight = weights.parameters[baseName] {
+                throw InputError(file.file.path, "not supported: tensor '\(unused)' replaces the model's \(weight.name), "
+                                 + "which the config neither adapts nor lists in modules_to_save or bias")
+            }
             throw InputError(file.file.path, "tensor '\(unused)' fits nothing in this model (is the adapter for another model?)")
         }
         let model = TunedModel(weights: weights, components: loaded.components, head: head)
