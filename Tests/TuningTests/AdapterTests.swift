@@ -40,7 +40,8 @@ final class AdapterTests: XCTestCase {
     func testPEFTAndPTuneWrittenAdaptersGivePEFTsLogits() throws {
         let cases = ["lora_regex_rslora", "lora_layers_patterns", "lora_bias_all", "lora_bias_lora_only_pooler",
                      "lora_dense_tagging", "ia3_train", "ia3_tagging", "prompt_train", "prompt_text_tagging",
-                     "ptune_ia3", "ptune_ia3_tagging", "ptune_prompt", "ptune_lora_options"]
+                     "ptune_ia3", "ptune_ia3_tagging", "ptune_prompt", "ptune_prompt_tagging", "ptune_lora_options",
+                     "ptune_lora_regex_rslora", "ptune_lora_layers_patterns", "ptune_lora_bias_all", "ptune_lora_dense_tagging"]
         for name in cases {
             let expected = try SafeTensorsFile(path: fixture("peft/\(name)/expected.safetensors"))
             let shape = try expected.info("input_ids").shape
