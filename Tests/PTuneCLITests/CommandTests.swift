@@ -127,6 +127,18 @@ final class PredictCommandTests: XCTestCase {
                                    input: input)
         XCTAssertNotEqual(merge.status, 0)
         XCTAssert(merge.standardError.contains("only LoRA updates merge"), merge.standardError)
+        XCTAssertFalse(plain.standardError.contains("warning"), plain.standardError)
+        // An adapter trained on another checkpoint still predicts, with a warning.
+        let other = try temporaryFolder(self) + "/other"
+        try FileManager.default.copyItem(atPath: adapter, toPath: other)
+        let configPath = other + "/adapter_config.json"
+        var config = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: configPath)))
+                                   as? [String: Any])
+        config["base_model_name_or_path"] = "google-bert/bert-base-uncased"
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: configPath))
+        let warned = try runProduct("ptune", ["predict", "--model", model, "--adapter", other, "--input", "-"], input: input)
+        XCTAssertEqual(warned.status, 0, warned.standardError)
+        XCTAssert(warned.standardError.contains("was trained on google-bert/bert-base-uncased"), warned.standardError)
     }
 
     func testPredictWithMergedLoRAMatchesUnmerged() throws {
