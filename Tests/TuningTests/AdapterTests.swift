@@ -204,6 +204,8 @@ final class AdapterTests: XCTestCase {
         try expectError(try brokenCopy(of: "lora_seqcls_adapter") { $0["layer_replication"] = [[0, 4], [2, 6]] },
                         "not supported: layer_replication")
         try expectError(try brokenCopy(of: "lora_seqcls_adapter") { $0["bias"] = "some" }, "not supported: bias 'some'")
+        try expectError(try brokenCopy(of: "lora_seqcls_adapter") { $0["init_lora_weights"] = "pissa" },
+                        "not supported: init_lora_weights = pissa")
         try expectError(try brokenCopy(of: "ptv2_seqcls_adapter") { $0["num_transformer_submodules"] = 2 },
                         "not supported: num_transformer_submodules = 2")
         // PEFT's bias "all" adapter read as if its config said "none": the biases are unaccounted for.

@@ -128,6 +128,11 @@ public struct LoRAMethod: TuningMethod {
         try peft.unsupported("use_dora", unless: false)
         try peft.unsupported("fan_in_fan_out", unless: false)
         try peft.unsupported("layer_replication", unless: NSNull())
+        // PiSSA, OLoRA and LoftQ rewrite the base weights at initialisation (PEFT redoes it on
+        // loading), so their A and B are relative to weights PTune does not compute.
+        if let initial = config.json["init_lora_weights"] as? String, initial != "gaussian" {
+            throw InputError(source, "not supported: init_lora_weights = \(initial) (it changes the base weights)")
+        }
         let layersPattern = config.json["layers_pattern"].flatMap { $0 is NSNull ? nil : $0 }
         let layers = config.json["layers_to_transform"].flatMap { $0 is NSNull ? nil : $0 }
         let biasName = try config.string("bias", default: "none")
