@@ -55,7 +55,8 @@ public func evaluate(_ model: TunedModel, on data: SplitData, batchSize: Int, pa
     }
     defer { progress?.finish() }
     for (number, members) in batches.enumerated() where number % communicator.size == communicator.rank {
-        let quarter = max(batches.count / 4, 1)
+        // A log line at the start and, when it is long enough to matter, at each quarter.
+        let quarter = batches.count >= 16 ? batches.count / 4 : batches.count
         progress?.update(number, status: "scoring", force: number % quarter == 0)
         let batch = data.batch(members, paddingId: paddingId)
         let logits = model.forward(batch.tokens, forBackward: false)

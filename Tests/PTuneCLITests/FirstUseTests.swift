@@ -4,9 +4,9 @@ import XCTest
 
 /// What a first-time user runs besides `ptune` itself: `scripts/install.sh` and `launch.sh --resume`.
 final class FirstUseTests: XCTestCase {
-    /// The repository the tests were built from (`.build/<config>/` lies inside it).
+    /// The repository the tests come from (Tests/Fixtures lies in it), whatever the build path.
     private var repository: String {
-        productsFolder.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        URL(fileURLWithPath: fixturesFolder).deletingLastPathComponent().deletingLastPathComponent().path
     }
 
     private var ptune: String { productsFolder.appendingPathComponent("ptune").path }
