@@ -77,7 +77,8 @@ public enum JSONFile {
         case let .typeMismatch(_, context) where context.codingPath.isEmpty: "not a JSON object"
         case let .typeMismatch(type, context): "field '\(field(context.codingPath))' is not \(name(type))"
         case let .dataCorrupted(context) where context.codingPath.isEmpty:
-            "not valid JSON" + ((context.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey].map { " (\($0))" } ?? "")
+            "not valid JSON"
+                + ((context.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey].map { " (\($0))" } ?? "")
         case let .dataCorrupted(context):
             // The readers' own refusals name their field; Foundation's do not.
             context.debugDescription.contains(field(context.codingPath)) ? context.debugDescription

@@ -157,8 +157,10 @@ public final class Linear {
             || (scaling?.vector.isTrainable ?? false)
     }
 
-    /// out (rows, out) = inp (rows, in) · Wᵀ + b [+ LoRA]; `masks` (training only) is where LoRA's dropout masks come from.
-    public func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, rows: Int, masks: SequenceDropout? = nil) {
+    /// out (rows, out) = inp (rows, in) · Wᵀ + b [+ LoRA] (or IA3's scaled product); `masks` (training only)
+    /// is where LoRA's dropout masks come from.
+    public func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, rows: Int,
+                        masks: SequenceDropout? = nil) {
         if let scaling { return scaling.forward(self, out: out, inp: inp, rows: rows) }
         linearForward(out: out, inp: inp, weight: weight.elements, bias: bias.value.data,
                       rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
