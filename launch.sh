@@ -61,7 +61,9 @@ fi
 
 # Each rank's kernels use this many threads; unbound so they are not confined to one core.
 export PTUNE_THREADS="${threads:-$(( cores / ranks > 0 ? cores / ranks : 1 ))}"
-mpi=(-np "$ranks" --bind-to none -x PTUNE_THREADS -x PTUNE_MODEL -x PTUNE_CACHE)
+mpi=(-np "$ranks" --bind-to none -x PTUNE_THREADS)
+# Only the variables that are set: Open MPI warns about each one it is told to pass and cannot find.
+for variable in PTUNE_MODEL PTUNE_CACHE; do [[ -n "${!variable:-}" ]] && mpi+=(-x "$variable"); done
 [[ -n "$hostfile" ]] && mpi+=(--hostfile "$hostfile")
 if [[ $(id -u) -eq 0 ]]; then
     export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1

@@ -41,8 +41,9 @@ struct Train: ParsableCommand {
             trainer = try Trainer(settings: settings, folder: out, resume: true, communicator: communicator)
         } else {
             guard let task else { throw ValidationError("--task is required (or --resume to continue the run in --out)") }
+            let spec = try method.spec()   // before the precision's log line: a missing --method is the one message
             try precision.apply()
-            let settings = options.settings(task: task, model: model.folder, method: try method.spec(),
+            let settings = options.settings(task: task, model: model.folder, method: spec,
                                             learningRate: methodOptions.lr, cacheFrozenLayers: methodOptions.cacheFrozenLayers)
             trainer = try Trainer(settings: settings, folder: out, communicator: communicator)
         }
