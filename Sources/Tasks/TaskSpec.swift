@@ -96,14 +96,14 @@ public struct TaskSpec: Equatable, Sendable {
 
     /// A spec file as written: every field optional here, so that what is missing or wrong is
     /// reported by `init(contentsOf:)` in the spec's own terms.
-    private struct SpecFile: Decodable {
+    fileprivate struct SpecFile: Decodable {
         var name, kind, format, textField, textPairField, labelField, train, dev, test, description: String?
         var labels: [String]?
         var tagColumn: Int?
         /// Every field the file has, to catch a misspelt one.
         var keys: [String]
 
-        private enum CodingKeys: String, CodingKey {
+        fileprivate enum CodingKeys: String, CodingKey, CaseIterable {
             case name, kind, format, labels, train, dev, test, description
             case textField = "text_field", textPairField = "text_pair_field", labelField = "label_field"
             case tagColumn = "tag_column"
@@ -130,9 +130,8 @@ public struct TaskSpec: Equatable, Sendable {
         }
     }
 
-    /// The fields a spec may have ("description" for the reader's benefit).
-    static let fields: Set<String> = ["name", "kind", "labels", "format", "text_field", "text_pair_field", "label_field",
-                                      "tag_column", "train", "dev", "test", "description"]
+    /// The fields a spec may have ("description" for the reader's benefit): those its file decodes.
+    static let fields = Set(SpecFile.CodingKeys.allCases.map(\.rawValue))
 
     /// The file of a split, or an error naming the spec and the split.
     public func file(_ split: String) throws -> String {

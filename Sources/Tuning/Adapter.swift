@@ -58,9 +58,11 @@ public struct PeftAdapterSource {
     public func holds(_ name: String) -> Bool { tensors.file.names.contains(name) }
 
     /// Passes over the tensors PEFT's own loader ignores: with bias "all", PEFT 0.12 also saves the
-    /// classifier wrapper's inner biases (`classifier.modules_to_save.bias`, `classifier.original_module.bias`).
+    /// classifier wrapper's inner biases (`classifier.modules_to_save.bias`,
+    /// `classifier.original_module.bias`).
     func skipClassifierWrapperTensors() {
-        for name in tensors.unread where name.contains("classifier.modules_to_save.") || name.contains("classifier.original_module.") {
+        for name in tensors.unread
+        where name.contains("classifier.modules_to_save.") || name.contains("classifier.original_module.") {
             tensors.skip(name)
         }
     }

@@ -1,3 +1,4 @@
+import Foundation
 import Model
 
 /// PEFT's rules for which of the model's modules a config names, applied to transformers' module
@@ -56,6 +57,65 @@ public enum PeftTargets: Equatable, Sendable {
     }
 }
 
+/// PEFT's config fields that hold module names, layer indices and per-module numbers; errors name
+/// the field.
+enum PeftFields {
+    /// `layers_to_transform`: one index or a list.
+    static func layers(_ value: Any?, field: String, source: String) throws -> [Int]? {
+        switch value {
+        case nil: return nil
+        case let number as NSNumber where Int(exactly: number.doubleValue) != nil: return [number.intValue]
+        case let list as [Int]: return list
+        default: throw InputError(source, "field '\(field)' must be a layer index or a list of them")
+        }
+    }
+
+    /// One name or a list of them (`layers_pattern`, `modules_to_save`).
+    static func strings(_ value: Any?, field: String, source: String) throws -> [String]? {
+        switch value {
+        case nil: return nil
+        case let one as String: return [one]
+        case let list as [String]: return list
+        default: throw InputError(source, "field '\(field)' must be a string or a list of strings")
+        }
+    }
+
+    /// A pattern → number object, each value converted by `convert`.
+    static func numbers<Value>(_ value: Any?, field: String, source: String, _ convert: (Any) -> Value?) throws
+        -> [String: Value] {
+        guard let value, !(value is NSNull) else { return [:] }
+        guard let object = value as? [String: Any] else { throw InputError(source, "field '\(field)' must be an object") }
+        return try object.mapValues { raw in
+            guard let converted = convert(raw) else { throw InputError(source, "field '\(field)' holds \(raw), not a number") }
+            return converted
+        }
+    }
+
+    /// `rank_pattern`: module pattern → rank.
+    static func ranks(_ value: Any?, field: String, source: String) throws -> [String: Int] {
+        try numbers(value, field: field, source: source) { ($0 as? NSNumber).flatMap { Int(exactly: $0.doubleValue) } }
+    }
+
+    /// `alpha_pattern`: module pattern → alpha.
+    static func alphas(_ value: Any?, field: String, source: String) throws -> [String: Float] {
+        try numbers(value, field: field, source: source) { ($0 as? NSNumber).map { Float($0.doubleValue) } }
+    }
+
+    /// A saved config's `modules_to_save` without the task head's modules, which PEFT appends and
+    /// PTune saves as the head.
+    static func savedBaseModules(_ config: JSONFields, source: String) throws -> [String] {
+        withoutHeadModules(try strings(config.json["modules_to_save"], field: "modules_to_save", source: source) ?? [])
+    }
+}
+
+/// The task head's module names, which PEFT puts in `modules_to_save` (`score` for other models).
+func withoutHeadModules(_ names: [String]) -> [String] { names.filter { $0 != "classifier" && $0 != "score" } }
+
+/// The module path a parameter belongs to (`encoder.layer.0.attention.self.query` for its `.bias`).
+func moduleName(of parameter: Parameter) -> String {
+    parameter.name.split(separator: ".").dropLast().joined(separator: ".")
+}
+
 /// Transformers' module name of a PTune parameter's module path.
 func transformersName(_ module: String) -> String { "bert." + module }
 
@@ -63,7 +123,7 @@ func transformersName(_ module: String) -> String { "bert." + module }
 /// name ends with one of `names` (PEFT's test, with no dot: `pooler` names `bert.pooler`). The
 /// classifier is the task head's and always saved. The pooler exists only with a classification head.
 func baseParameters(inModules names: [String], weights: BertWeights, kind: TaskKind) -> [Parameter] {
-    let names = names.filter { $0 != "classifier" && $0 != "score" }
+    let names = withoutHeadModules(names)
     guard !names.isEmpty else { return [] }
     return weights.parameters.all.filter { parameter in
         guard kind == .classification || !parameter.name.hasPrefix("pooler.") else { return false }
@@ -79,7 +139,7 @@ func baseParameters(inModules names: [String], weights: BertWeights, kind: TaskK
 /// The base model's tensors a LoRA or IA3 adapter carries (biases, `modules_to_save`), as PEFT
 /// names them: a bias of a layer that PEFT wrapped sits under `base_layer`.
 func peftBaseTensorName(_ parameter: Parameter, wrapped: Set<String>) -> String {
-    let module = parameter.name.split(separator: ".").dropLast().joined(separator: ".")
+    let module = moduleName(of: parameter)
     let leaf = parameter.name.split(separator: ".").last.map(String.init) ?? parameter.name
     return "base_model.model." + transformersName(wrapped.contains(module) ? "\(module).base_layer.\(leaf)" : parameter.name)
 }

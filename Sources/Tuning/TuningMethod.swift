@@ -47,9 +47,10 @@ public enum TuningMethods {
 
     public static var names: [String] { all.map { $0.name } }
 
-    public static func named(_ name: String) throws -> any TuningMethod.Type {
+    /// The method called `name`; the error names `source` (the option, or a run's config file).
+    public static func named(_ name: String, source: String = "--method") throws -> any TuningMethod.Type {
         guard let method = all.first(where: { $0.name == name }) else {
-            throw InputError("--method", "unknown method '\(name)' (one of: \(names.joined(separator: ", ")))")
+            throw InputError(source, "unknown method '\(name)' (one of: \(names.joined(separator: ", ")))")
         }
         return method
     }
@@ -87,11 +88,7 @@ public struct MethodSpec: Equatable, @unchecked Sendable {
     /// Reads what `json` wrote; errors name `source` and the field.
     public init(json: [String: Any], source: String) throws {
         let fields = JSONFields(json, source: source)
-        let name = try fields.string("method")
-        guard let method = TuningMethods.all.first(where: { $0.name == name }) else {
-            throw InputError(source, "unknown method '\(name)'")
-        }
-        self.init(try method.init(settings: fields))
+        self.init(try TuningMethods.named(try fields.string("method"), source: source).init(settings: fields))
     }
 
     public static func == (lhs: MethodSpec, rhs: MethodSpec) -> Bool {

@@ -30,7 +30,7 @@ public final class IA3: TuningComponent {
         parameters = registry.all
         let wrapped = Set(modules.map(\.0))
         unfrozen = baseParameters(inModules: method.modulesToSave, weights: weights, kind: kind)
-        if let clash = unfrozen.first(where: { wrapped.contains($0.name.split(separator: ".").dropLast().joined(separator: ".")) }) {
+        if let clash = unfrozen.first(where: { wrapped.contains(moduleName(of: $0)) }) {
             throw InputError("--modules-to-save", "\(clash.name) is in a module IA3 rescales; a module is adapted or saved, not both")
         }
         for parameter in unfrozen { parameter.setTrainable(true) }

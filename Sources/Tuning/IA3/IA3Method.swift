@@ -32,8 +32,8 @@ public struct IA3Method: TuningMethod {
                                            source: source),
                   feedForward: try PeftTargets(settings.json["ia3_feedforward"] ?? Self.defaultFeedForward,
                                                field: "ia3_feedforward", source: source),
-                  modulesToSave: try LoRAMethod.stringList(settings.json["modules_to_save"], field: "modules_to_save",
-                                                           source: source) ?? [])
+                  modulesToSave: try PeftFields.strings(settings.json["modules_to_save"], field: "modules_to_save",
+                                                        source: source) ?? [])
     }
 
     public var settings: [String: Any] {
@@ -84,8 +84,7 @@ public struct IA3Method: TuningMethod {
         let method = IA3Method(
             targets: try PeftTargets(config.json["target_modules"], field: "target_modules", source: source),
             feedForward: try PeftTargets(config.json["feedforward_modules"], field: "feedforward_modules", source: source),
-            modulesToSave: (try LoRAMethod.stringList(config.json["modules_to_save"], field: "modules_to_save",
-                                                      source: source) ?? []).filter { $0 != "classifier" && $0 != "score" })
+            modulesToSave: try PeftFields.savedBaseModules(config, source: source))
         let ia3 = try IA3(weights: weights, method: method, kind: kind)
         for parameter in ia3.parameters { try peft.read("base_model.model.\(transformersName(parameter.name))", into: parameter) }
         for parameter in ia3.unfrozen { try peft.read(peftBaseTensorName(parameter, wrapped: []), into: parameter) }

@@ -46,7 +46,7 @@ public final class LoRA: TuningComponent {
         self.modules = modules
         parameters = registry.all
         let saved = baseParameters(inModules: method.modulesToSave, weights: weights, kind: kind)
-        if let clash = saved.first(where: { modules.contains(String($0.name.split(separator: ".").dropLast().joined(separator: "."))) }) {
+        if let clash = saved.first(where: { modules.contains(moduleName(of: $0)) }) {
             throw InputError("--modules-to-save", "\(clash.name) is in a module LoRA adapts; a module is adapted or saved, not both")
         }
         let biases = weights.parameters.all.filter { parameter in

@@ -45,20 +45,17 @@ public struct LoRAMethod: TuningMethod {
         self.init(rank: try settings.int("lora_r"), alpha: try settings.float("lora_alpha"),
                   dropout: try settings.float("lora_dropout", default: 0),
                   targets: try PeftTargets(settings.json["lora_targets"], field: "lora_targets", source: source))
-        layers = try Self.layerList(settings.json["lora_layers"], field: "lora_layers", source: source)
-        layersPattern = try Self.stringList(settings.json["lora_layers_pattern"], field: "lora_layers_pattern", source: source)
-        rankPattern = try Self.pattern(settings.json["lora_rank_pattern"], field: "lora_rank_pattern", source: source) {
-            ($0 as? NSNumber).flatMap { Int(exactly: $0.doubleValue) }
-        }
-        alphaPattern = try Self.pattern(settings.json["lora_alpha_pattern"], field: "lora_alpha_pattern", source: source) {
-            ($0 as? NSNumber).map { Float($0.doubleValue) }
-        }
+        layers = try PeftFields.layers(settings.json["lora_layers"], field: "lora_layers", source: source)
+        layersPattern = try PeftFields.strings(settings.json["lora_layers_pattern"], field: "lora_layers_pattern",
+                                               source: source)
+        rankPattern = try PeftFields.ranks(settings.json["lora_rank_pattern"], field: "lora_rank_pattern", source: source)
+        alphaPattern = try PeftFields.alphas(settings.json["lora_alpha_pattern"], field: "lora_alpha_pattern", source: source)
         let biasName = try settings.string("lora_bias", default: "none")
         guard let bias = LoRABias(rawValue: biasName) else {
             throw InputError(source, "field 'lora_bias' must be none, all or lora_only, not '\(biasName)'")
         }
         self.bias = bias
-        modulesToSave = try Self.stringList(settings.json["modules_to_save"], field: "modules_to_save", source: source) ?? []
+        modulesToSave = try PeftFields.strings(settings.json["modules_to_save"], field: "modules_to_save", source: source) ?? []
         rsLoRA = try settings.bool("lora_rslora", default: false)
     }
 
@@ -137,21 +134,16 @@ public struct LoRAMethod: TuningMethod {
         let layers = config.json["layers_to_transform"].flatMap { $0 is NSNull ? nil : $0 }
         let biasName = try config.string("bias", default: "none")
         guard let bias = LoRABias(rawValue: biasName) else { throw InputError(source, "not supported: bias '\(biasName)'") }
-        var method = LoRAMethod(
+        let method = LoRAMethod(
             rank: try config.int("r"), alpha: try config.float("lora_alpha"),
             dropout: try config.float("lora_dropout", default: 0),
             targets: try PeftTargets(config.json["target_modules"], field: "target_modules", source: source),
-            layers: try layerList(layers, field: "layers_to_transform", source: source),
-            layersPattern: try stringList(layersPattern, field: "layers_pattern", source: source),
-            rankPattern: try pattern(config.json["rank_pattern"], field: "rank_pattern", source: source) {
-                ($0 as? NSNumber).flatMap { Int(exactly: $0.doubleValue) }
-            },
-            alphaPattern: try pattern(config.json["alpha_pattern"], field: "alpha_pattern", source: source) {
-                ($0 as? NSNumber).map { Float($0.doubleValue) }
-            },
-            bias: bias, rsLoRA: try config.bool("use_rslora", default: false))
-        method.modulesToSave = (try stringList(config.json["modules_to_save"], field: "modules_to_save", source: source) ?? [])
-            .filter { $0 != "classifier" && $0 != "score" }
+            layers: try PeftFields.layers(layers, field: "layers_to_transform", source: source),
+            layersPattern: try PeftFields.strings(layersPattern, field: "layers_pattern", source: source),
+            rankPattern: try PeftFields.ranks(config.json["rank_pattern"], field: "rank_pattern", source: source),
+            alphaPattern: try PeftFields.alphas(config.json["alpha_pattern"], field: "alpha_pattern", source: source),
+            bias: bias, modulesToSave: try PeftFields.savedBaseModules(config, source: source),
+            rsLoRA: try config.bool("use_rslora", default: false))
         try method.validate(config: weights.config)
         let lora = try LoRA(weights: weights, method: method, kind: kind, seed: 0)
         for parameter in lora.parameters { try peft.read("base_model.model.\(transformersName(parameter.name))", into: parameter) }
@@ -164,34 +156,6 @@ public struct LoRAMethod: TuningMethod {
         }
         peft.skipClassifierWrapperTensors()
         return PeftAdapterLoaded(method: method, components: [lora], classifierPrefix: "base_model.model.")
-    }
-
-    static func layerList(_ value: Any?, field: String, source: String) throws -> [Int]? {
-        switch value {
-        case nil: return nil
-        case let number as NSNumber where Int(exactly: number.doubleValue) != nil: return [number.intValue]
-        case let list as [Int]: return list
-        default: throw InputError(source, "field '\(field)' must be a layer index or a list of them")
-        }
-    }
-
-    static func stringList(_ value: Any?, field: String, source: String) throws -> [String]? {
-        switch value {
-        case nil: return nil
-        case let one as String: return [one]
-        case let list as [String]: return list
-        default: throw InputError(source, "field '\(field)' must be a string or a list of strings")
-        }
-    }
-
-    static func pattern<Value>(_ value: Any?, field: String, source: String, _ convert: (Any) -> Value?) throws
-        -> [String: Value] {
-        guard let value, !(value is NSNull) else { return [:] }
-        guard let object = value as? [String: Any] else { throw InputError(source, "field '\(field)' must be an object") }
-        return try object.mapValues { raw in
-            guard let converted = convert(raw) else { throw InputError(source, "field '\(field)' holds \(raw), not a number") }
-            return converted
-        }
     }
 }
 
