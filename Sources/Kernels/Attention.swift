@@ -35,17 +35,19 @@ public struct AttentionShape: Sendable {
     fileprivate var prefixCopyCount: Int { 2 * batch * prefix * channels }
 }
 
-/// Key and value rows that every sequence of a batch attends to before its own: P rows of
-/// C channels, row i at `keys + i · stride` (so a column slice of a wider prompt tensor is
-/// read in place, never copied per sequence).
+/// Key and value rows that each sequence of a batch attends to before its own: P rows of
+/// C channels, sequence b's row i at `keys + b · sequenceStride + i · stride` (so a column slice
+/// of a wider prompt tensor is read in place). A `sequenceStride` of 0 shares the rows across the
+/// batch (training one prompt); a mixed batch of tasks gives each sequence its own.
 public struct AttentionPrefix {
     public let keys: UnsafePointer<Float>, values: UnsafePointer<Float>
-    public let stride: Int
+    public let stride: Int, sequenceStride: Int
 
-    public init(keys: UnsafePointer<Float>, values: UnsafePointer<Float>, stride: Int) {
+    public init(keys: UnsafePointer<Float>, values: UnsafePointer<Float>, stride: Int, sequenceStride: Int = 0) {
         self.keys = keys
         self.values = values
         self.stride = stride
+        self.sequenceStride = sequenceStride
     }
 }
 
@@ -165,8 +167,9 @@ private func repeatPrefix(_ prefix: AttentionPrefix?, into scratch: UnsafeMutabl
     let keys = scratch, values = scratch + shape.batch * P * C
     for b in 0..<shape.batch {
         for p in 0..<P {
-            (keys + (b * P + p) * C).update(from: prefix.keys + p * prefix.stride, count: C)
-            (values + (b * P + p) * C).update(from: prefix.values + p * prefix.stride, count: C)
+            let row = b * prefix.sequenceStride + p * prefix.stride
+            (keys + (b * P + p) * C).update(from: prefix.keys + row, count: C)
+            (values + (b * P + p) * C).update(from: prefix.values + row, count: C)
         }
     }
     return (UnsafePointer(keys), UnsafePointer(values))

@@ -41,9 +41,12 @@ public final class BertEncoder {
         let (inputP, kvP) = (prompts.inputLength, prompts.keyValueLength)
         let shape = PassShape(batch: batch.batch, length: batch.length + inputP, prompts: kvP)
         let (B, T, S) = (shape.batch, shape.length, shape.keys)
-        let positionStart = kvP > 0 ? prompts.positionOffset : 0
-        precondition(positionStart + T <= config.maxPositions,
-                     "\(positionStart + T) positions exceed the model's \(config.maxPositions)")
+        let perSequence = prompts.perSequence
+        precondition(perSequence == nil || (!forBackward && dropoutSeed == nil && perSequence!.lengths.count == B),
+                     "per-sequence prompts are for prediction, one per sequence")
+        let positionStart = { (b: Int) in perSequence?.positionOffsets[b] ?? (kvP > 0 ? prompts.positionOffset : 0) }
+        precondition((0..<B).allSatisfy { positionStart($0) + T <= config.maxPositions },
+                     "\((0..<B).map(positionStart).max()! + T) positions exceed the model's \(config.maxPositions)")
         let keptFrom = forBackward ? min(max(lowestLayerNeedingGradient(prompts), 0), config.layers) : config.layers
         let acts = buffers(for: ActivationPlan(shape: shape, withDropout: dropoutSeed != nil, keptFrom: keptFrom,
                                                everyTopPosition: positions == .all))
@@ -57,11 +60,14 @@ public final class BertEncoder {
                 let i = b * T + t, token = t - inputP
                 acts.inputIds[i] = token >= 0 ? batch.inputIds[b * batch.length + token] : 0
                 acts.tokenTypeIds[i] = token >= 0 ? batch.tokenTypeIds[b * batch.length + token] : 0
-                acts.positionIds[i] = Int32(positionStart + t)
+                acts.positionIds[i] = Int32(positionStart(b) + t)
             }
+            // Deep-prompt rows past this sequence's own prompt (a shorter one, in a mixed batch) are masked.
+            let promptRows = perSequence?.lengths[b] ?? kvP
             for s in 0..<S {
                 let token = s - kvP - inputP
-                acts.keyMask[b * S + s] = token >= 0 ? batch.attentionMask[b * batch.length + token] : 1
+                acts.keyMask[b * S + s] = token >= 0 ? batch.attentionMask[b * batch.length + token]
+                    : s < promptRows || s >= kvP ? 1 : 0
             }
         }
 
@@ -98,7 +104,8 @@ public final class BertEncoder {
 
         // Pooler: tanh(dense(hidden state at position 0)).
         for b in 0..<B { (acts.classifierTokens.data + b * C).update(from: input + b * topPositions * C, count: C) }
-        weights.pooler.forward(out: acts.pooled.data, inp: acts.classifierTokens.data, rows: B, masks: maskSource(1))
+        weights.pooler.forward(out: acts.pooled.data, inp: acts.classifierTokens.data, rows: B, masks: maskSource(1),
+                              sequences: 0..<B)
         tanhForward(out: acts.pooled.data, inp: acts.pooled.data, count: B * C)
         return EncoderOutput(batch: B, length: topPositions, channels: C, promptPositions: min(inputP, topPositions),
                              lastHiddenState: input, pooled: acts.pooled.data, buffers: acts)
@@ -170,22 +177,23 @@ public final class BertEncoder {
         let (B, T, S) = (shape.batch, shape.length, shape.keys)
         let (C, F, rows, queryRows) = (config.hiddenSize, config.intermediateSize, B * T, B * positions)
         let site = UInt64(index + 1) * 16
+        let batchSequences = firstSequence..<(firstSequence + B)
         let queryInput = positions == T ? input : firstPositions(of: input, shape: shape, into: a.firstPositions)
         // Self-attention: q (B, positions, C), k, v (B, T, C), after this layer's key/value prompts (S − T rows).
-        w.query.forward(out: a.q.data, inp: queryInput, rows: queryRows, masks: maskSource(site + 3))
-        w.key.forward(out: a.k.data, inp: input, rows: rows, masks: maskSource(site + 4))
-        w.value.forward(out: a.v.data, inp: input, rows: rows, masks: maskSource(site + 5))
+        w.query.forward(out: a.q.data, inp: queryInput, rows: queryRows, masks: maskSource(site + 3), sequences: batchSequences)
+        w.key.forward(out: a.k.data, inp: input, rows: rows, masks: maskSource(site + 4), sequences: batchSequences)
+        w.value.forward(out: a.v.data, inp: input, rows: rows, masks: maskSource(site + 5), sequences: batchSequences)
         let attention = AttentionShape(batch: B, queries: positions, keys: T, prefix: shape.prompts, channels: C,
                                        heads: config.heads)
         let attentionDropout = dropout(config.attentionDropout, site: site)
         keyMask.withUnsafeBufferPointer { mask in
             attentionForward(out: a.context.data, probs: a.probs.data, q: a.q.data, k: a.k.data, v: a.v.data,
-                             prefix: promptPrefix(index), keyMask: mask.baseAddress! + firstSequence * S, shape: attention,
+                             prefix: promptPrefix(index, firstSequence: firstSequence), keyMask: mask.baseAddress! + firstSequence * S, shape: attention,
                              dropout: attentionDropout, scratch: shared.attentionScratch.data)
         }
         // Output projection, dropout, residual, LayerNorm.
         w.attentionOutput.forward(out: a.attentionResidual.data, inp: a.context.data, rows: queryRows,
-                                  masks: maskSource(site + 6))
+                                  masks: maskSource(site + 6), sequences: batchSequences)
         dropout(config.hiddenDropout, site: site + 1)?.forward(out: a.attentionResidual.data, inp: a.attentionResidual.data,
                                                                 elementsPerSequence: positions * C)
         accumulate(into: a.attentionResidual.data, queryInput, count: queryRows * C)
@@ -193,10 +201,10 @@ public final class BertEncoder {
                                 inp: a.attentionResidual.data, rows: queryRows)
         // Feed-forward: (B, positions, C) → GELU (·, F) → (·, C), dropout, residual, LayerNorm.
         w.intermediate.forward(out: a.intermediate.data, inp: a.attentionNormed.data, rows: queryRows,
-                               masks: maskSource(site + 7))
+                               masks: maskSource(site + 7), sequences: batchSequences)
         geluForward(out: shared.activated.data, inp: a.intermediate.data, count: queryRows * F)
         w.output.forward(out: a.outputResidual.data, inp: shared.activated.data, rows: queryRows,
-                         masks: maskSource(site + 8))
+                         masks: maskSource(site + 8), sequences: batchSequences)
         dropout(config.hiddenDropout, site: site + 2)?.forward(out: a.outputResidual.data, inp: a.outputResidual.data,
                                                                 elementsPerSequence: positions * C)
         accumulate(into: a.outputResidual.data, a.attentionNormed.data, count: queryRows * C)
@@ -212,10 +220,17 @@ public final class BertEncoder {
     }
 
     /// Layer `index`'s key/value prompt rows, read in place from the prompt tensor (P, 2·L·C),
-    /// whose row holds every layer's key then value vectors.
-    private func promptPrefix(_ index: Int) -> AttentionPrefix? {
-        guard let prompt = pass?.prompts.keyValues else { return nil }
+    /// whose row holds every layer's key then value vectors, or from the per-sequence prompts
+    /// (B, P, 2·L·C) starting at sequence `firstSequence`.
+    private func promptPrefix(_ index: Int, firstSequence: Int = 0) -> AttentionPrefix? {
         let C = config.hiddenSize
+        if let perSequence = pass?.prompts.perSequence {
+            let (P, width) = (perSequence.values.shape[1], perSequence.values.shape[2])
+            let first = UnsafePointer(perSequence.values.data) + firstSequence * P * width
+            return AttentionPrefix(keys: first + 2 * index * C, values: first + (2 * index + 1) * C, stride: width,
+                                   sequenceStride: P * width)
+        }
+        guard let prompt = pass?.prompts.keyValues else { return nil }
         return AttentionPrefix(keys: prompt.value.data + 2 * index * C, values: prompt.value.data + (2 * index + 1) * C,
                                stride: prompt.shape[1])
     }
@@ -464,6 +479,14 @@ public struct EncoderOutput {
     public func hidden(_ b: Int, _ t: Int) -> [Float] {
         precondition(b < batch && t < length, "position (\(b), \(t)) outside the output's (\(batch), \(length))")
         return Array(UnsafeBufferPointer(start: lastHiddenState + (b * length + t) * channels, count: channels))
+    }
+
+    /// The same output restricted to the given sequences (a view; valid as long as this one).
+    public func sequences(_ range: Range<Int>) -> EncoderOutput {
+        precondition(range.lowerBound >= 0 && range.upperBound <= batch, "sequences \(range) outside a batch of \(batch)")
+        return EncoderOutput(batch: range.count, length: length, channels: channels, promptPositions: promptPositions,
+                             lastHiddenState: lastHiddenState + range.lowerBound * length * channels,
+                             pooled: pooled + range.lowerBound * channels, buffers: buffers)
     }
 
     /// Pooled output of sequence `b`, as an array of C floats.

@@ -142,6 +142,8 @@ public final class Linear {
     public private(set) var merged: LowRankUpdate?
     /// IA3's rescaling, when attached (never together with a low-rank update).
     public var scaling: FeatureScaling?
+    /// Adaptations that differ by sequence (a batch mixing tasks, in prediction), instead of the two above.
+    public var perSequence: SequenceAdaptations?
     public var inFeatures: Int { weight.shape[1] }
     public var outFeatures: Int { weight.shape[0] }
 
@@ -158,13 +160,29 @@ public final class Linear {
     }
 
     /// out (rows, out) = inp (rows, in) · Wᵀ + b [+ LoRA] (or IA3's scaled product); `masks` (training only)
-    /// is where LoRA's dropout masks come from.
+    /// is where LoRA's dropout masks come from. `sequences`: the batch's sequences the rows belong to,
+    /// in equal shares, which per-sequence adaptations need.
     public func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, rows: Int,
-                        masks: SequenceDropout? = nil) {
+                        masks: SequenceDropout? = nil, sequences: Range<Int>? = nil) {
         if let scaling { return scaling.forward(self, out: out, inp: inp, rows: rows) }
         linearForward(out: out, inp: inp, weight: weight.elements, bias: bias.value.data,
                       rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
         lowRank?.forward(out: out, inp: inp, rows: rows, masks: masks)
+        guard let perSequence else { return }
+        guard let sequences, !sequences.isEmpty, rows % sequences.count == 0 else {
+            preconditionFailure("per-sequence adaptations need the rows' sequences")
+        }
+        let rowsPerSequence = rows / sequences.count
+        for part in perSequence.parts {
+            let overlap = part.sequences.clamped(to: sequences)
+            guard !overlap.isEmpty else { continue }
+            let first = (overlap.lowerBound - sequences.lowerBound) * rowsPerSequence, count = overlap.count * rowsPerSequence
+            let (partOut, partInp) = (out + first * outFeatures, inp + first * inFeatures)
+            switch part.adaptation {
+            case .lowRank(let update): update.forward(out: partOut, inp: partInp, rows: count, masks: nil)
+            case .scaling(let scaling): scaling.forward(self, out: partOut, inp: partInp, rows: count)
+            }
+        }
     }
 
     /// Accumulates into the trainable gradients and, when given, dinp.
@@ -191,6 +209,19 @@ public final class Linear {
         lowRank = update
         merged = nil
     }
+}
+
+/// The low-rank updates and rescalings of one linear layer in a batch whose sequences belong to
+/// different adapters: each part's range of sequences gets its adaptation, the rest the plain layer.
+public struct SequenceAdaptations {
+    public enum Adaptation {
+        case lowRank(LowRankUpdate)
+        case scaling(FeatureScaling)
+    }
+
+    public var parts: [(sequences: Range<Int>, adaptation: Adaptation)] = []
+
+    public init() {}
 }
 
 /// A LayerNorm's scale and shift, registered as `prefix.weight` and `prefix.bias`.

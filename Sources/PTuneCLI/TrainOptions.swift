@@ -1,18 +1,25 @@
 import ArgumentParser
 import Kernels
+import Tasks
 import Training
 import Tuning
+
+extension BatchOrder: ExpressibleByArgument {}
 
 /// The settings of a training run, as `train`, `adapt` and `run` take them.
 struct TrainOptions: ParsableArguments {
     @Option(help: "Epochs over the training split.") var epochs = 3
     @Option(help: "Train this many steps instead of --epochs.") var maxSteps: Int?
     @Option(help: "Examples per step: the global batch, shared by the ranks.") var batchSize = 32
+    @Option(help: "How an epoch is cut into batches: bucketed (similar lengths together, less padding) or shuffled (as a PyTorch DataLoader).")
+    var batching = BatchOrder.bucketed
     @Option(help: "AdamW weight decay (none on biases, LayerNorm and prompts).") var weightDecay: Float = 0.01
     @Option(help: "Share of the steps spent warming up the learning rate.") var warmupRatio: Float = 0.06
     @Option(help: "Clip the gradients' global norm to this (0: no clipping).") var maxGradNorm: Float = 1
     @Option(help: "Evaluate on dev every N steps (default: each epoch).") var evalEvery: Int?
     @Option(help: "Stop after N evaluations without improvement.") var patience: Int?
+    @Flag(help: "Also score test at each evaluation into metrics.jsonl, for learning curves (the best step is still chosen on dev).")
+    var evaluateTest = false
     @Option(help: "Write a checkpoint every N steps too, besides each evaluation and SIGINT/SIGTERM (0: only then).")
     var checkpointEvery = 100
     @Option(help: "Seed of initial values, batch order and dropout.") var seed: UInt64 = 42
@@ -27,6 +34,8 @@ struct TrainOptions: ParsableArguments {
         settings.epochs = epochs
         settings.maxSteps = maxSteps
         settings.batchSize = batchSize
+        settings.batching = batching
+        settings.evaluateTest = evaluateTest
         settings.weightDecay = weightDecay
         settings.warmupRatio = warmupRatio
         settings.maxGradNorm = maxGradNorm

@@ -83,24 +83,33 @@ public struct LabelledBatch: Sendable {
     }
 }
 
-/// Length-bucketed batches, padded only to their longest member.
+/// How an epoch's training examples are cut into batches.
+public enum BatchOrder: String, CaseIterable, Sendable {
+    /// A seeded shuffle, then windows of 50 batches sorted by length and cut into batches, then
+    /// the batches shuffled: batches hold similar lengths (less padding), yet every epoch differs.
+    case bucketed
+    /// A seeded shuffle cut into batches, as a PyTorch DataLoader with `shuffle=True` does.
+    case shuffled
+}
+
+/// Training and evaluation batches, each padded only to its longest member.
 public enum Batching {
-    /// Training order for one epoch: a seeded shuffle, then windows of 50 batches sorted by
-    /// length and cut into batches, then the batches shuffled, so batches hold similar lengths
-    /// yet every epoch differs.
-    public static func trainingBatches(lengths: [Int], batchSize: Int, seed: UInt64) -> [[Int]] {
+    /// Training order for one epoch.
+    public static func trainingBatches(lengths: [Int], batchSize: Int, seed: UInt64,
+                                       order: BatchOrder = .bucketed) -> [[Int]] {
         var random = SplitMix(seed: seed)
-        var order = Array(lengths.indices)
-        order.shuffle(using: &random)
-        let window = 50 * batchSize
+        var shuffled = Array(lengths.indices)
+        shuffled.shuffle(using: &random)
+        let window = order == .bucketed ? 50 * batchSize : max(shuffled.count, 1)
         var batches: [[Int]] = []
-        for start in stride(from: 0, to: order.count, by: window) {
-            let sorted = order[start..<min(start + window, order.count)].sorted { lengths[$0] < lengths[$1] }
-            for batchStart in stride(from: 0, to: sorted.count, by: batchSize) {
-                batches.append(Array(sorted[batchStart..<min(batchStart + batchSize, sorted.count)]))
+        for start in stride(from: 0, to: shuffled.count, by: window) {
+            var members = shuffled[start..<min(start + window, shuffled.count)]
+            if order == .bucketed { members = ArraySlice(members.sorted { lengths[$0] < lengths[$1] }) }
+            for batchStart in stride(from: members.startIndex, to: members.endIndex, by: batchSize) {
+                batches.append(Array(members[batchStart..<min(batchStart + batchSize, members.endIndex)]))
             }
         }
-        batches.shuffle(using: &random)
+        if order == .bucketed { batches.shuffle(using: &random) }
         return batches
     }
 

@@ -154,7 +154,8 @@ public final class Trainer {
             let epoch = step / stepsPerEpoch
             if batches.isEmpty || step % stepsPerEpoch == 0 {
                 batches = Batching.trainingBatches(lengths: train.lengths, batchSize: settings.batchSize,
-                                                   seed: settings.seed &+ UInt64(epoch) &* 0x9E37_79B9)
+                                                   seed: settings.seed &+ UInt64(epoch) &* 0x9E37_79B9,
+                                                   order: settings.batching)
             }
             let started = clock.now
             let (loss, stepTokens) = computeGradients(model, on: train, members: batches[step % stepsPerEpoch],
@@ -223,7 +224,12 @@ public final class Trainer {
         let (scores, _) = try evaluate(model, on: dev, batchSize: settings.batchSize, paddingId: pretrained.tokenizer.paddingId,
                                    communicator: communicator, progressLabel: "\(label) step \(step): evaluating")
         let score = scores[primaryMetric(spec)] ?? 0
-        try appendMetrics(["step": step, dev.name: scores])
+        var line: [String: Any] = ["step": step, dev.name: scores]
+        if settings.evaluateTest, let test {
+            line["test"] = try evaluate(model, on: test, batchSize: settings.batchSize, paddingId: pretrained.tokenizer.paddingId,
+                                        communicator: communicator, progressLabel: "\(label) step \(step): evaluating").scores
+        }
+        try appendMetrics(line)
         progress.log("step \(step): \(dev.name) " + scores.sorted { $0.key < $1.key }
             .map { "\($0.key) \(String(format: "%.4f", $0.value))" }.joined(separator: ", "))
         if score > bestScore {

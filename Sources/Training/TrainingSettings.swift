@@ -1,6 +1,7 @@
 import Foundation
 import Kernels
 import Model
+import Tasks
 import Tuning
 
 /// Everything that decides a training run, written to the run folder as `config.json`
@@ -13,12 +14,15 @@ public struct TrainingSettings: Equatable {
     /// Stop after this many steps instead of `epochs` (the schedule spans them).
     public var maxSteps: Int?
     public var batchSize: Int = 32
+    public var batching: BatchOrder = .bucketed
     public var learningRate: Float
     public var weightDecay: Float = 0.01
     public var warmupRatio: Float = 0.06
     public var maxGradNorm: Float = 1.0
     /// Evaluate on dev every N steps (default: once an epoch) and at the end.
     public var evalEvery: Int?
+    /// Also score test at each evaluation, for learning curves (the best step is still dev's).
+    public var evaluateTest = false
     /// Stop after this many evaluations without improvement (nil: never).
     public var patience: Int?
     /// Also write a checkpoint every this many steps (nil: at evaluations and signals only).
@@ -51,7 +55,7 @@ public struct TrainingSettings: Equatable {
             "task": taskSpec, "model": modelFolder, "method": method.json, "epochs": epochs, "batch_size": batchSize,
             "lr": learningRate, "weight_decay": weightDecay, "warmup_ratio": warmupRatio, "max_grad_norm": maxGradNorm,
             "seed": seed, "max_length": maxLength, "log_every": logEvery, "head_dropout": headDropout,
-            "precision": precision.rawValue,
+            "precision": precision.rawValue, "batching": batching.rawValue,
         ]
         if let maxSteps { object["max_steps"] = maxSteps }
         if let evalEvery { object["eval_every"] = evalEvery }
@@ -59,6 +63,7 @@ public struct TrainingSettings: Equatable {
         if let checkpointEvery { object["checkpoint_every"] = checkpointEvery }
         if let initialPrompt { object["initial_prompt"] = initialPrompt }
         if cacheFrozenLayers { object["cache_frozen_layers"] = true }
+        if evaluateTest { object["evaluate_test"] = true }
         return object
     }
 
@@ -82,6 +87,14 @@ public struct TrainingSettings: Equatable {
         checkpointEvery = json["checkpoint_every"] as? Int
         initialPrompt = json["initial_prompt"] as? String
         cacheFrozenLayers = json["cache_frozen_layers"] as? Bool ?? false
+        evaluateTest = json["evaluate_test"] as? Bool ?? false
+        // Runs from before the field existed bucketed their batches.
+        if let stored = json["batching"] {
+            guard let name = stored as? String, let order = BatchOrder(rawValue: name) else {
+                throw InputError(source, "field 'batching' must be one of \(BatchOrder.allCases.map(\.rawValue)), not \(stored)")
+            }
+            batching = order
+        }
         // Runs from before the field existed computed in float32.
         if let stored = json["precision"] {
             guard let name = stored as? String, let precision = Precision(rawValue: name) else {

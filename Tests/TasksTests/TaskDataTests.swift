@@ -155,4 +155,16 @@ final class TaskDataTests: XCTestCase {
         let spread = a.map { batch in batch.map { lengths[$0] }.max()! - batch.map { lengths[$0] }.min()! }
         XCTAssertLessThan(Double(spread.reduce(0, +)) / Double(spread.count), 10, "batches group similar lengths")
     }
+
+    func testShuffledBatchesFollowOneShuffleAndMixLengths() {
+        let lengths = (0..<103).map { ($0 * 37) % 50 + 3 }
+        let a = Batching.trainingBatches(lengths: lengths, batchSize: 8, seed: 1, order: .shuffled)
+        XCTAssertEqual(a.flatMap { $0 }.sorted(), Array(0..<103))
+        XCTAssertEqual(a.map(\.count), [Int](repeating: 8, count: 12) + [7], "only the last batch is short")
+        XCTAssertEqual(a, Batching.trainingBatches(lengths: lengths, batchSize: 8, seed: 1, order: .shuffled))
+        XCTAssertNotEqual(a, Batching.trainingBatches(lengths: lengths, batchSize: 8, seed: 2, order: .shuffled))
+        let spread = a.map { batch in batch.map { lengths[$0] }.max()! - batch.map { lengths[$0] }.min()! }
+        XCTAssertGreaterThan(Double(spread.reduce(0, +)) / Double(spread.count), 20, "lengths are not grouped")
+        XCTAssertEqual(Batching.trainingBatches(lengths: [], batchSize: 8, seed: 1, order: .shuffled), [])
+    }
 }
