@@ -20,6 +20,10 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.0"),
     ],
     targets: [
         .systemLibrary(
@@ -37,6 +41,20 @@ let package = Package(
         .target(name: "Tasks", dependencies: ["Tuning"]),
         .target(name: "Distributed", dependencies: ["Tasks", "CMPI"]),
         .target(name: "Training", dependencies: ["Distributed", .product(name: "Crypto", package: "swift-crypto")]),
+        // `ptune serve`: the registry's adapters over one base, behind HTTP.
+        .target(
+            name: "Serving",
+            dependencies: [
+                "Model",
+                "Tuning",
+                "Tasks",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
         .executableTarget(
             name: "PTuneCLI",
             dependencies: [
@@ -44,6 +62,7 @@ let package = Package(
                 "Tuning",
                 "Tasks",
                 "Training",
+                "Serving",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

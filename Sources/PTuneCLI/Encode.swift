@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Kernels
 import Model
+import Tasks
 
 struct Encode: ParsableCommand {
     static let configuration = CommandConfiguration(

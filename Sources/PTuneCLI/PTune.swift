@@ -8,7 +8,7 @@ struct PTune: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ptune",
         abstract: "Distributed multi-task parameter-efficient fine-tuning of BERT-family encoders.",
-        subcommands: [Tokenize.self, Encode.self, Train.self, Eval.self, Predict.self, Params.self, Pretrain.self, Adapt.self, Run.self, Bench.self])
+        subcommands: [Tokenize.self, Encode.self, Train.self, Eval.self, Predict.self, Params.self, Pretrain.self, Adapt.self, Run.self, Bench.self, Serve.self])
 
     static func main() {
         main(OldSpellings.rewrite(Array(CommandLine.arguments.dropFirst())))

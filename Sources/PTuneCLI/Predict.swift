@@ -45,42 +45,22 @@ struct Predict: ParsableCommand {
         let lines = try readInputs(input, kind: info.kind)
         let inputs = lines.compactMap { $0 }
         // Tagging: each word's first piece carries its label, as in training; words cut by truncation get none.
-        let wordEncoder = ExampleEncoder(tokenizer: pretrained.tokenizer, kind: .tagging, maxLength: inference.maxLength)
-        let encoded = inputs.map { input -> (encoding: Encoding, wordStarts: [Int]) in
-            guard let words = input.words else {
-                return (pretrained.tokenizer.encode(input.text, pair: input.pair, maxLength: inference.maxLength), [])
-            }
-            let example = wordEncoder.encode(.tagging(words, tags: [Int](repeating: 0, count: words.count)))
-            return (Encoding(inputIds: example.inputIds, tokenTypeIds: example.tokenTypeIds), example.wordStarts)
-        }
+        let encoded = inputs.map { $0.encoded(tokenizer: pretrained.tokenizer, kind: info.kind, maxLength: inference.maxLength) }
         var outputs: [String] = []
         for start in stride(from: 0, to: encoded.count, by: inference.batchSize) {
             let members = Array(encoded[start..<min(start + inference.batchSize, encoded.count)])
-            let batch = TokenBatch(encodings: members.map(\.encoding), paddingId: pretrained.tokenizer.paddingId)
+            let batch = TokenBatch(encodings: members.map { Encoding(inputIds: $0.inputIds, tokenTypeIds: $0.tokenTypeIds) },
+                                   paddingId: pretrained.tokenizer.paddingId)
             let logits = tuned.forward(batch, forBackward: false)
             // JSON has no NaN: a broken adapter is an error, not an unreadable line.
             guard logits.isFinite else {
                 throw InputError(adapter, "computes non-finite logits (NaN or infinity); its weights are broken or diverged")
             }
-            let labels = tuned.head.labelCount
+            let labels = tuned.head.labelCount, perSequence = logits.count / members.count
             for (b, member) in members.enumerated() {
-                func row(_ index: Int) -> [Float] { Array(UnsafeBufferPointer(start: logits.data + index * labels, count: labels)) }
-                func label(_ values: [Float]) -> String {
-                    let best = values.indices.max { values[$0] < values[$1] }!
-                    return names.map { jsonString($0[best]) } ?? String(best)
-                }
-                switch info.kind {
-                case .classification:
-                    let values = row(b)
-                    outputs.append("{\"label\":\(label(values)),\"logits\":\(jsonArray(values))}")
-                case .tagging:
-                    let words = inputs[start + b].words!.prefix(member.wordStarts.count)
-                    let rows = member.wordStarts.map { row(b * batch.length + $0) }
-                    outputs.append("{\"tokens\":[\(words.map(jsonString).joined(separator: ","))],"
-                                 + "\"labels\":[\(rows.map(label).joined(separator: ","))],"
-                                 + "\"token_logits\":[\(rows.map(jsonArray).joined(separator: ","))]"
-                                 + (words.count < inputs[start + b].words!.count ? ",\"truncated\":true}" : "}"))
-                }
+                let values = Array(UnsafeBufferPointer(start: logits.data + b * perSequence, count: perSequence))
+                outputs.append(predictionJSON(inputs[start + b], member, logits: values, labels: labels, kind: info.kind,
+                                              names: names))
             }
         }
         // One output line per input line: blank ones answer null.
@@ -111,11 +91,10 @@ struct Predict: ParsableCommand {
         FileHandle.standardError.write(Data("warning: \(adapter) was trained on \(baseModel); predicting with \(model.folder)\n".utf8))
     }
 
-    /// The lines of a JSONL file (`-`: standard input): a text (and pair) to classify, or for tagging
-    /// the words, given as "tokens" or as a text split on whitespace; nil for a blank line.
-    /// Errors name the file and line.
-    private func readInputs(_ path: String, kind: TaskKind) throws -> [(text: String, pair: String?, words: [String]?)?] {
-        var inputs: [(String, String?, [String]?)?] = []
+    /// The lines of a JSONL file (`-`: standard input), each an input (see `PredictionInput`); nil for a
+    /// blank line. Errors name the file and line.
+    private func readInputs(_ path: String, kind: TaskKind) throws -> [PredictionInput?] {
+        var inputs: [PredictionInput?] = []
         let source = path == "-" ? "standard input" : path
         for (index, line) in try (path == "-" ? TextFile.standardInputLines() : TextFile.lines(atPath: path)).enumerated() {
             guard !line.trimmingCharacters(in: .whitespaces).isEmpty else {
@@ -126,23 +105,8 @@ struct Predict: ParsableCommand {
             guard let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] else {
                 throw InputError(place, "not a JSON object")
             }
-            if kind == .tagging, let tokens = object["tokens"] {
-                guard let words = tokens as? [String] else { throw InputError(place, "field 'tokens' is not a list of strings") }
-                inputs.append(("", nil, words))
-                continue
-            }
-            guard let text = object["text"] as? String else {
-                throw InputError(place, kind == .tagging ? "missing field 'tokens' or 'text'" : "missing text field 'text'")
-            }
-            let words = kind == .tagging ? text.split(whereSeparator: \.isWhitespace).map(String.init) : nil
-            inputs.append((text, object["text_pair"] as? String, words))
+            inputs.append(try PredictionInput(object, kind: kind, place: place))
         }
         return inputs
     }
-}
-
-/// A string as a JSON literal.
-func jsonString(_ value: String) -> String {
-    String(decoding: try! JSONSerialization.data(withJSONObject: [value], options: [.fragmentsAllowed]), as: UTF8.self)
-        .dropFirst().dropLast().description
 }

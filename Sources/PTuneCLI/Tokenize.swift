@@ -1,5 +1,6 @@
 import ArgumentParser
 import Model
+import Tasks
 
 struct Tokenize: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -34,6 +35,4 @@ struct Tokenize: ParsableCommand {
     }
 }
 
-func jsonArray<T: CustomStringConvertible>(_ values: some Sequence<T>) -> String {
-    "[" + values.map(\.description).joined(separator: ",") + "]"
-}
+
