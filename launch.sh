@@ -5,10 +5,12 @@
 # under mpirun; with --debug, the same pipeline as one process without mpirun.
 #
 #   ./launch.sh [--np N] [--threads T] [--hostfile FILE] [--debug] [--out DIR] [--precision fp32|bf16]
-#               [--resume] [-- ptune run options]
+#               [--resume] [--serve [--port P]] [-- ptune run options]
 #
 # --resume continues the pipeline in --out: finished stages and tasks are kept, interrupted ones
-# continue from their checkpoints.
+# continue from their checkpoints. --serve then serves the registry the pipeline wrote over HTTP
+# (`ptune serve`, port P, default 8080) until SIGTERM or Ctrl-C; on an --out whose registry is
+# already written (and without --resume) it serves at once.
 #
 # Defaults finish on a 2-core machine in under 10 minutes after the build: 2 ranks of 1 thread,
 # each rank a group adapting its share of the tasks; the precision is the processor's default
@@ -24,6 +26,8 @@ debug=0
 out="runs/pipeline"
 precision=()
 resume=()
+serve=0
+port=8080
 while (( $# > 0 )); do
     case "$1" in
         --np) ranks="$2"; shift 2 ;;
@@ -33,6 +37,8 @@ while (( $# > 0 )); do
         --out) out="$2"; shift 2 ;;
         --precision) precision=(--precision "$2"); shift 2 ;;
         --resume) resume=(--resume); shift ;;
+        --serve) serve=1; shift ;;
+        --port) port="$2"; shift 2 ;;
         --) shift; break ;;
         *) echo "launch.sh: unknown option $1 (pipeline options go after --)" >&2; exit 2 ;;
     esac
@@ -54,9 +60,18 @@ fi
 defaults=(--pretrain-steps 200 --pretrain-batch-size 16 --max-steps 300 --batch-size 16 --eval-every 150 --max-length 96
           --lr 5e-2 --prompt-dropout 0)
 
+# The pipeline, then (with --serve) the server on its registry.
+finish() {
+    (( serve )) || exit 0
+    PTUNE_THREADS="${threads:-$cores}" exec "$binary" serve --registry "$out/registry" --port "$port" "${precision[@]}"
+}
+if (( serve )) && [[ -f "$out/registry/manifest.json" && ${#resume[@]} -eq 0 ]]; then
+    finish
+fi
+
 if (( debug )); then
-    export PTUNE_THREADS="${threads:-$cores}"
-    exec "$binary" run "${defaults[@]}" "${precision[@]}" "${resume[@]}" --groups 1 --out "$out" "$@"
+    PTUNE_THREADS="${threads:-$cores}" "$binary" run "${defaults[@]}" "${precision[@]}" "${resume[@]}" --groups 1 --out "$out" "$@"
+    finish
 fi
 
 # Each rank's kernels use this many threads; unbound so they are not confined to one core.
@@ -70,4 +85,5 @@ if [[ $(id -u) -eq 0 ]]; then
 fi
 # Containers often forbid the cross-memory attach Open MPI's shared-memory transport tries first.
 export OMPI_MCA_btl_vader_single_copy_mechanism=none
-exec mpirun "${mpi[@]}" "$binary" run "${defaults[@]}" "${precision[@]}" "${resume[@]}" --groups "$ranks" --out "$out" "$@"
+mpirun "${mpi[@]}" "$binary" run "${defaults[@]}" "${precision[@]}" "${resume[@]}" --groups "$ranks" --out "$out" "$@"
+finish

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
+
 /// A contiguous, row-major float32 buffer with a shape.
 ///
 /// A reference type on purpose: kernels write through `data`, and a model's
@@ -56,6 +62,11 @@ public final class Tensor {
     public func copy(from other: Tensor) {
         precondition(other.count == count, "copy between counts \(other.count) and \(count)")
         data.update(from: other.data, count: count)
+    }
+
+    /// Whether `other` has this shape and bit for bit these elements.
+    public func holdsSameValues(as other: Tensor) -> Bool {
+        shape == other.shape && memcmp(data, other.data, count * MemoryLayout<Float>.stride) == 0
     }
 
     public subscript(index: Int) -> Float {

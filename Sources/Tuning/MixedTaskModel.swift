@@ -51,7 +51,9 @@ public final class MixedTaskModel {
     public func load(_ folder: String, name: String, freshWeights: () throws -> BertWeights) throws -> Member {
         let copy = try freshWeights()
         let (own, ownInfo) = try PeftAdapter.read(folder, weights: copy)
-        guard copy.parameters.trainable.isEmpty else {
+        // Base tensors it brings (Freeze's layers, trained biases, saved modules) leave the copy unlike the base.
+        let changesBase = zip(copy.parameters.all, weights.parameters.all).contains { !$0.value.holdsSameValues(as: $1.value) }
+        guard !changesBase else {
             return add(Member(name: name, info: ownInfo, head: own.head, runsAlone: own, deepPrompt: nil, adaptations: [],
                               maxTokens: own.maxTokens))
         }

@@ -217,8 +217,8 @@ final class ServeTests: XCTestCase {
         XCTAssertEqual(health.status, 200)
         let after = try await post(server, ["task": "ptv2-tag", "tokens": ["still", "serving"]])
         XCTAssertEqual(after.status, 200, "\(after.json)")
-        XCTAssert(String(decoding: try await send(server, "GET", "/metrics").body, as: UTF8.self)
-                    .contains("ptune_errors_total{endpoint=\"/v1/predict\",status=\"400\"}"))
+        let counted = String(decoding: try await send(server, "GET", "/metrics").body, as: UTF8.self)
+        XCTAssert(counted.contains("ptune_errors_total{endpoint=\"/v1/predict\",status=\"400\"}"), counted)
     }
 
     func testAFullQueueIs503AndSIGTERMAnswersWhatIsInFlight() async throws {

@@ -25,12 +25,21 @@ final class MixedTaskModelTests: XCTestCase {
                                components: try method.components(weights: untrained.weights, kind: .tagging, seed: 3),
                                head: TaskHead(kind: .tagging, labels: 5, hiddenSize: 384, dropout: 0, seed: 4))
         try PeftAdapter.write(model, info: AdapterInfo(spec: method, kind: .tagging, labels: nil, baseModel: folder), to: short)
-        let adapters = adapters + [short]
+        // Full fine-tuning with changed base weights: it must run on its own copy, leaving the shared base alone.
+        let full = try temporaryFolder(self) + "/full"
+        let tuned = try PretrainedModel(folder: folder)
+        let fullModel = TunedModel(weights: tuned.weights,
+                                   components: try MethodSpec.full.components(weights: tuned.weights, kind: .classification, seed: 5),
+                                   head: TaskHead(kind: .classification, labels: 2, hiddenSize: 384, dropout: 0, seed: 6))
+        for layer in tuned.weights.layers { layer.output.weight.value.buffer.update(repeating: 0.01) }
+        try PeftAdapter.write(fullModel, info: AdapterInfo(spec: .full, kind: .classification, labels: nil, baseModel: folder),
+                              to: full)
+        let adapters = adapters + [short, full]
         let mixed = MixedTaskModel(weights: base.weights)
         for name in adapters {
             try mixed.load(name.hasPrefix("/") ? name : fixture(name), name: name) { try PretrainedModel(folder: folder).weights }
         }
-        XCTAssertEqual(mixed.members.map { $0.runsAlone != nil }, [false, false, false, false, false, false, true, true, true, true, false])
+        XCTAssertEqual(mixed.members.map { $0.runsAlone != nil }, [false, false, false, false, false, false, true, true, true, true, false, true])
         let sentences = try String(contentsOfFile: fixture("sentences.txt"), encoding: .utf8)
             .split(separator: "\n").map(String.init)
         // Every adapter several times, shuffled, so each shares its batch with the others.
