@@ -3,12 +3,14 @@
 # send one-input requests cycling through the six tasks for SECONDS_PER_RUN each against
 #   (a) ptune serve batching across tasks,
 #   (b) the same server batching one task at a time (--one-task-per-batch),
-#   (c) a single-task stream (every client on TASK) to the server of (a),
+#   (c) single-task streams: every client on one task, each of the six in turn, to the server of
+#       (a); their requests/s combine as the mix would run on them (six over the sum of each
+#       one's seconds per request), the figure (a) is held against,
 #   (d) with PEER_PYTHON, the Python stack (scripts/peer_serve.py: PEFT, one model, set_adapter per
 #       group of same-task requests) on the same registry and load,
 # and prints a Markdown table: requests/s, p50 and p99 latency.
 #
-#   [CLIENTS=16] [SECONDS_PER_RUN=20] [MAX_BATCH=32] [MAX_WAIT_MS=5] [TASK=sentiment] [REGISTRY=DIR] \
+#   [CLIENTS=16] [SECONDS_PER_RUN=20] [MAX_BATCH=32] [MAX_WAIT_MS=5] [REGISTRY=DIR] \
 #   [PRECISION=fp32|bf16] scripts/bench_serve.sh [PEER_PYTHON]
 #
 # REGISTRY: a registry of the six tasks' P-tuning v2 adapters (the pipeline's, or by default one
@@ -54,20 +56,28 @@ serve=("$ptune" serve --model "$model" --registry "$registry" --max-batch "$batc
 [[ -n "${PRECISION:-}" ]] && serve+=(--precision "$PRECISION")
 mixed=$(measure "$specs" "${serve[@]}" --port "$(free_port)")
 one_task=$(measure "$specs" "${serve[@]}" --one-task-per-batch --port "$(free_port)")
-single=$(measure "datasets/${TASK:-sentiment}.json" "${serve[@]}" --port "$(free_port)")
+single='{}'
+for task in $tasks; do
+    single=$(python3 -c 'import json, sys; d = json.loads(sys.argv[1]); d[sys.argv[2]] = json.loads(sys.argv[3]); print(json.dumps(d))' \
+             "$single" "$task" "$(measure "datasets/$task.json" "${serve[@]}" --port "$(free_port)")")
+done
 peer='{}'
 if [[ -n "$peer_python" ]]; then
     port=$(free_port)
     peer=$(measure "$specs" env OMP_NUM_THREADS="$(nproc)" "$peer_python" scripts/peer_serve.py "$registry" "$model" \
            "$batch" "$wait" "$port")
 fi
-python3 - "$clients" "$batch" "$mixed" "$one_task" "$single" "$peer" "${TASK:-sentiment}" <<'PY'
+python3 - "$clients" "$batch" "$mixed" "$one_task" "$single" "$peer" <<'PY'
 import json, subprocess, sys
 clients, batch = sys.argv[1], sys.argv[2]
+singles = json.loads(sys.argv[5])
+combined = {"requests_per_s": round(len(singles) / sum(1 / max(s["requests_per_s"], 1e-9) for s in singles.values()), 1),
+            "p50_ms": "", "p99_ms": "", "errors": sum(s["errors"] for s in singles.values())}
 rows = [("(a) ptune serve, tasks mixed in a batch", json.loads(sys.argv[3])),
-        ("(b) ptune serve, one task per batch", json.loads(sys.argv[4])),
-        (f"(c) ptune serve, single-task stream ({sys.argv[7]})", json.loads(sys.argv[5])),
-        ("(d) Python stack (PEFT, set_adapter per task group)", json.loads(sys.argv[6]))]
+        ("(b) ptune serve, one task per batch", json.loads(sys.argv[4]))]
+rows += [(f"(c) single-task stream: {task}", row) for task, row in singles.items()]
+rows += [("(c) single-task streams, combined as the mix", combined),
+         ("(d) Python stack (PEFT, set_adapter per task group)", json.loads(sys.argv[6]))]
 cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
 model = next((line.split(":", 1)[1].strip() for line in cpu.splitlines() if line.startswith("Model name")), "?")
 print(f"processor: {model}; {clients} clients, max batch {batch}\n")
@@ -75,8 +85,9 @@ print("| server | requests/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|
 for name, row in rows:
     if row:
         print(f"| {name} | {row['requests_per_s']} | {row['p50_ms']} | {row['p99_ms']} | {row['errors']} |")
-a, b, d = rows[0][1], rows[1][1], rows[3][1]
+a, b, d = rows[0][1], rows[1][1], rows[-1][1]
 print(f"\nmixed / one task per batch: {a['requests_per_s'] / max(b['requests_per_s'], 1e-9):.2f}")
+print(f"mixed / single-task streams combined: {a['requests_per_s'] / max(combined['requests_per_s'], 1e-9):.2f}")
 if d:
     print(f"mixed / Python stack: {a['requests_per_s'] / max(d['requests_per_s'], 1e-9):.2f}")
 PY

@@ -6,7 +6,7 @@ Each task's head (the adapter file's classifier) runs on the encoder's output, a
 BertFor{Sequence,Token}Classification. Same endpoint and answers as `ptune serve`'s /v1/predict
 for one input. Run it in the throw-away peer venv, never as a dependency of the project:
 
-    peer-venv/bin/python scripts/peer_serve.py REGISTRY MODEL_DIR PORT [MAX_BATCH] [MAX_WAIT_MS]
+    peer-venv/bin/python scripts/peer_serve.py REGISTRY MODEL_DIR MAX_BATCH MAX_WAIT_MS PORT
 """
 import json, os, queue, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,9 +16,7 @@ from peft import PeftConfig, TaskType, get_peft_model, set_peft_model_state_dict
 from safetensors.torch import load_file
 from transformers import BertModel, BertTokenizerFast
 
-registry, model_dir, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
-max_batch = int(sys.argv[4]) if len(sys.argv) > 4 else 32
-max_wait = (float(sys.argv[5]) if len(sys.argv) > 5 else 5.0) / 1000
+registry, model_dir, max_batch, max_wait, port = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]) / 1000, int(sys.argv[5])
 torch.set_num_threads(os.cpu_count())
 tokenizer = BertTokenizerFast.from_pretrained(model_dir)
 model, heads = None, {}

@@ -85,28 +85,60 @@ public final class MixedTaskModel {
         return member
     }
 
+    /// A forward pass's fixed cost, in padded tokens: what a batch is cut into passes of similar
+    /// lengths against (see `lengthChunks`).
+    public var passOverheadTokens = 256
+
     /// Logits of each encoding, encoding i predicted by `members[memberOf[i]]`: (labels) for
     /// classification, (tokens · labels) for tagging, a row per token of the encoding. Members that
-    /// run alone go through their own models, the rest through one pass.
+    /// run alone go through their own models, the rest through shared passes, each over sequences of
+    /// similar lengths whatever their tasks (so a long text does not pad a pass of short ones).
     public func predict(_ encodings: [Encoding], members memberOf: [Int], paddingId: Int32) -> [[Float]] {
         precondition(memberOf.count == encodings.count, "one member per encoding")
         var logits = [[Float]](repeating: [], count: encodings.count)
-        // Each member's sequences together, so its updates and head cover one range.
-        let order = memberOf.indices.sorted { (memberOf[$0], $0) < (memberOf[$1], $1) }
-        let shared = order.filter { members[memberOf[$0]].runsAlone == nil }
-        if !shared.isEmpty {
-            let batch = TokenBatch(encodings: shared.map { encodings[$0] }, paddingId: paddingId)
-            sharedPass(batch, members: shared.map { memberOf[$0] }, into: &logits, at: shared, encodings: encodings)
+        let shared = memberOf.indices.filter { members[memberOf[$0]].runsAlone == nil }
+        for chunk in lengthChunks(shared, encodings) {
+            // Each member's sequences together, so its updates and head cover one range.
+            let order = chunk.sorted { (memberOf[$0], $0) < (memberOf[$1], $1) }
+            let batch = TokenBatch(encodings: order.map { encodings[$0] }, paddingId: paddingId)
+            sharedPass(batch, members: order.map { memberOf[$0] }, into: &logits, at: order, encodings: encodings)
         }
         var alone: [Int: [Int]] = [:]
-        for index in order where members[memberOf[index]].runsAlone != nil { alone[memberOf[index], default: []].append(index) }
+        for index in memberOf.indices where members[memberOf[index]].runsAlone != nil {
+            alone[memberOf[index], default: []].append(index)
+        }
         for (member, sequences) in alone.sorted(by: { $0.key < $1.key }) {
-            let batch = TokenBatch(encodings: sequences.map { encodings[$0] }, paddingId: paddingId)
-            let values = members[member].runsAlone!.forward(batch, forBackward: false)
-            copy(values, of: members[member].head, sequences: 0..<sequences.count, length: batch.length, into: &logits,
-                 at: sequences, encodings: encodings)
+            for chunk in lengthChunks(sequences, encodings) {
+                let batch = TokenBatch(encodings: chunk.map { encodings[$0] }, paddingId: paddingId)
+                let values = members[member].runsAlone!.forward(batch, forBackward: false)
+                copy(values, of: members[member].head, sequences: 0..<chunk.count, length: batch.length, into: &logits,
+                     at: chunk, encodings: encodings)
+            }
         }
         return logits
+    }
+
+    /// `indices` cut into groups of similar lengths, the cut that pads the fewest tokens with each
+    /// pass costing `passOverheadTokens` more (dynamic programming over the lengths in order).
+    func lengthChunks(_ indices: [Int], _ encodings: [Encoding]) -> [[Int]] {
+        let sorted = indices.sorted { (encodings[$0].inputIds.count, $0) < (encodings[$1].inputIds.count, $1) }
+        let n = sorted.count
+        guard n > 1 else { return n == 0 ? [] : [sorted] }
+        var best = [Int](repeating: .max, count: n + 1), cut = [Int](repeating: 0, count: n + 1)
+        best[0] = 0
+        for end in 1...n {
+            let longest = encodings[sorted[end - 1]].inputIds.count
+            for start in 0..<end {
+                let cost = best[start] + (end - start) * longest + passOverheadTokens
+                if cost < best[end] { (best[end], cut[end]) = (cost, start) }
+            }
+        }
+        var chunks: [[Int]] = [], end = n
+        while end > 0 {
+            chunks.append(Array(sorted[cut[end]..<end]))
+            end = cut[end]
+        }
+        return chunks.reversed()
     }
 
     private func sharedPass(_ batch: TokenBatch, members memberOf: [Int], into logits: inout [[Float]], at positions: [Int],
