@@ -1,9 +1,11 @@
 """Load for scripts/bench_serve.sh: CLIENTS threads, each sending one-input POST /v1/predict requests
-back to back (HTTP/1.1 keep-alive, Python's http.client) for SECONDS, every request a task drawn
-in turn from the six and an input from that task's test split. Prints one JSON line: requests,
-requests per second, p50 and p99 latency in ms, and errors.
+back to back (HTTP/1.1 keep-alive, Python's http.client) for WARMUP (default 5) then SECONDS
+seconds, every request a task drawn in turn from the given ones and an input from that task's
+test split. Only the SECONDS after the warm-up count (a server's first passes make its kernels
+for new shapes). Prints one JSON line: requests, requests per second, p50 and p99 latency in
+ms, and errors.
 
-    python3 scripts/serve_load.py URL CLIENTS SECONDS TASK_SPEC...
+    [WARMUP=5] python3 scripts/serve_load.py URL CLIENTS SECONDS TASK_SPEC...
 """
 import http.client, json, os, random, sys, threading, time, urllib.parse
 
@@ -35,7 +37,9 @@ def test_inputs(path):
 
 pools = [test_inputs(spec) for spec in specs]
 latencies, errors, lock = [], [0], threading.Lock()
-deadline = time.time() + seconds
+warmup = float(os.environ.get("WARMUP", "5"))
+counting_from = time.time() + warmup
+deadline = counting_from + seconds
 
 
 def client(number):
@@ -54,6 +58,8 @@ def client(number):
             ok = False
             connection.close(); connection = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
         elapsed = time.perf_counter() - started
+        if time.time() - elapsed < counting_from:
+            continue
         with lock:
             if ok:
                 latencies.append(elapsed)
@@ -62,12 +68,11 @@ def client(number):
 
 
 threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
-start = time.time()
 for thread in threads:
     thread.start()
 for thread in threads:
     thread.join()
-wall = time.time() - start
+wall = time.time() - counting_from
 latencies.sort()
 pick = lambda q: 1000 * latencies[min(len(latencies) - 1, int(q * len(latencies)))] if latencies else 0
 print(json.dumps({"clients": clients, "requests": len(latencies), "requests_per_s": round(len(latencies) / wall, 1),

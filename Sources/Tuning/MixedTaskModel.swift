@@ -88,6 +88,9 @@ public final class MixedTaskModel {
     /// A forward pass's fixed cost, in padded tokens: what a batch is cut into passes of similar
     /// lengths against (see `lengthChunks`).
     public var passOverheadTokens = 256
+    /// Passes pad their sequences to a multiple of this many tokens, so a server running for long
+    /// meets few distinct shapes (the matrix engine makes its kernels once per shape).
+    public var lengthQuantum = 8
 
     /// Logits of each encoding, encoding i predicted by `members[memberOf[i]]`: (labels) for
     /// classification, (tokens · labels) for tagging, a row per token of the encoding. Members that
@@ -100,7 +103,8 @@ public final class MixedTaskModel {
         for chunk in lengthChunks(shared, encodings) {
             // Each member's sequences together, so its updates and head cover one range.
             let order = chunk.sorted { (memberOf[$0], $0) < (memberOf[$1], $1) }
-            let batch = TokenBatch(encodings: order.map { encodings[$0] }, paddingId: paddingId)
+            let batch = paddedBatch(order.map { encodings[$0] }, paddingId: paddingId,
+                                    fitting: order.map { members[memberOf[$0]].maxTokens }.min()!)
             sharedPass(batch, members: order.map { memberOf[$0] }, into: &logits, at: order, encodings: encodings)
         }
         var alone: [Int: [Int]] = [:]
@@ -109,7 +113,7 @@ public final class MixedTaskModel {
         }
         for (member, sequences) in alone.sorted(by: { $0.key < $1.key }) {
             for chunk in lengthChunks(sequences, encodings) {
-                let batch = TokenBatch(encodings: chunk.map { encodings[$0] }, paddingId: paddingId)
+                let batch = paddedBatch(chunk.map { encodings[$0] }, paddingId: paddingId, fitting: members[member].maxTokens)
                 let values = members[member].runsAlone!.forward(batch, forBackward: false)
                 copy(values, of: members[member].head, sequences: 0..<chunk.count, length: batch.length, into: &logits,
                      at: chunk, encodings: encodings)
@@ -117,6 +121,14 @@ public final class MixedTaskModel {
         }
         return logits
     }
+
+    /// The encodings padded to a multiple of `lengthQuantum`, within the `fitting` tokens every member takes.
+    private func paddedBatch(_ encodings: [Encoding], paddingId: Int32, fitting limit: Int) -> TokenBatch {
+        let longest = encodings.map(\.inputIds.count).max()!
+        return TokenBatch(encodings: encodings, paddingId: paddingId, length: max(longest, min(quantized(longest), limit)))
+    }
+
+    private func quantized(_ length: Int) -> Int { (length + lengthQuantum - 1) / lengthQuantum * lengthQuantum }
 
     /// `indices` cut into groups of similar lengths, the cut that pads the fewest tokens with each
     /// pass costing `passOverheadTokens` more (dynamic programming over the lengths in order).
@@ -127,7 +139,7 @@ public final class MixedTaskModel {
         var best = [Int](repeating: .max, count: n + 1), cut = [Int](repeating: 0, count: n + 1)
         best[0] = 0
         for end in 1...n {
-            let longest = encodings[sorted[end - 1]].inputIds.count
+            let longest = quantized(encodings[sorted[end - 1]].inputIds.count)
             for start in 0..<end {
                 let cost = best[start] + (end - start) * longest + passOverheadTokens
                 if cost < best[end] { (best[end], cut[end]) = (cost, start) }
