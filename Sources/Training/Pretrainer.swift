@@ -18,7 +18,7 @@ public final class PromptPretrainer {
         public var tasks: [String]
         public var modelFolder: String
         public var promptLength = 16
-        public var promptDropout: Float = 0.1
+        public var promptDropout: Float = 0
         public var steps = 300
         public var batchSize = 16
         public var learningRate: Float = 1e-2
