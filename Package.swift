@@ -45,6 +45,7 @@ let package = Package(
         .target(
             name: "Serving",
             dependencies: [
+                "Kernels",
                 "Model",
                 "Tuning",
                 "Tasks",
@@ -58,6 +59,7 @@ let package = Package(
         .executableTarget(
             name: "PTuneCLI",
             dependencies: [
+                "Kernels",
                 "Model",
                 "Tuning",
                 "Tasks",

@@ -4,9 +4,10 @@ arrives within MAX_WAIT_MS, up to MAX_BATCH), then one forward pass per group of
 after `set_adapter` (PEFT has no mixed-task batches for prompt methods, huggingface/peft#759).
 Each task's head (the adapter file's classifier) runs on the encoder's output, as in
 BertFor{Sequence,Token}Classification. Same endpoint and answers as `ptune serve`'s /v1/predict
-for one input. Run it in the throw-away peer venv, never as a dependency of the project:
+for one input. PEER_PRECISION=bf16 runs the forward passes under torch.autocast (bfloat16 products,
+as peft_step.py's bf16). Run it in the throw-away peer venv, never as a dependency of the project:
 
-    peer-venv/bin/python scripts/peer_serve.py REGISTRY MODEL_DIR MAX_BATCH MAX_WAIT_MS PORT
+    [PEER_PRECISION=fp32|bf16] peer-venv/bin/python scripts/peer_serve.py REGISTRY MODEL_DIR MAX_BATCH MAX_WAIT_MS PORT
 """
 import json, os, queue, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,6 +19,7 @@ from transformers import BertModel, BertTokenizerFast
 
 registry, model_dir, max_batch, max_wait, port = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]) / 1000, int(sys.argv[5])
 torch.set_num_threads(os.cpu_count())
+autocast = os.environ.get("PEER_PRECISION", "fp32") == "bf16"
 tokenizer = BertTokenizerFast.from_pretrained(model_dir)
 model, heads = None, {}
 for entry in json.load(open(os.path.join(registry, "manifest.json")))["adapters"]:
@@ -51,10 +53,10 @@ def answer(group):
     else:
         encoded = tokenizer([item["text"] for item, _ in group], truncation=True, max_length=128, padding=True,
                             return_tensors="pt")
-    with torch.no_grad():
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
         output = model(input_ids=encoded["input_ids"], attention_mask=encoded["attention_mask"],
                        token_type_ids=encoded["token_type_ids"])
-        logits = head(output.last_hidden_state if tagging else output.pooler_output)
+        logits = head(output.last_hidden_state if tagging else output.pooler_output).float()
     for row, (item, slot) in enumerate(group):
         if tagging:
             starts, previous = [], None

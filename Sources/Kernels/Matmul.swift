@@ -191,8 +191,11 @@ public enum MatrixEngine {
         if let made = products[key] {
             primitive = made
         } else {
-            primitive = Primitive(key, engine: engine)
+            var made: Primitive?
+            WorkCounter.timed(&WorkCounter.primitiveSeconds) { made = Primitive(key, engine: engine) }
+            primitive = made!
             products[key] = primitive
+            WorkCounter.primitivesMade += 1
         }
         if key.operations > largest?.key.operations ?? 0 { largest = primitive }
         let aData = operand(a, bf16: key.bf16, span: primitive.spans.a, into: &roundedA)

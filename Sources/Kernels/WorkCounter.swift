@@ -11,6 +11,10 @@ public enum WorkCounter {
     public nonisolated(unsafe) static var roundingSeconds: Double = 0
     /// Seconds in attention's softmax and dropout passes (its products count as products).
     public nonisolated(unsafe) static var attentionSeconds: Double = 0
+    /// Matrix-product primitives made (one per new shape) and the seconds spent making them,
+    /// since the process started: a server meeting many shapes pays this on its requests.
+    public nonisolated(unsafe) static var primitivesMade = 0
+    public nonisolated(unsafe) static var primitiveSeconds: Double = 0
 
     public static func reset() {
         operations = 0

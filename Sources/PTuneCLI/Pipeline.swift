@@ -24,7 +24,8 @@ struct PretrainOptions: ParsableArguments {
     @Option(help: "Task sampling temperature: 1 samples in proportion to size, larger evens the tasks out.")
     var temperature: Double = 2
 
-    func settings(tasks: [String], model: String, seed: UInt64, maxLength: Int) -> PromptPretrainer.Settings {
+    func settings(tasks: [String], model: String, seed: UInt64, maxLength: Int, trainFraction: Double)
+        -> PromptPretrainer.Settings {
         var settings = PromptPretrainer.Settings(tasks: tasks, modelFolder: absolute(model))
         settings.promptLength = promptLength
         settings.promptDropout = promptDropout
@@ -34,6 +35,7 @@ struct PretrainOptions: ParsableArguments {
         settings.temperature = temperature
         settings.seed = seed
         settings.maxLength = maxLength
+        settings.trainFraction = trainFraction
         return settings
     }
 }
@@ -56,13 +58,16 @@ struct Pretrain: ParsableCommand {
     @Option(help: "Folder for prompt.safetensors, metrics.jsonl and summary.json.") var out: String
     @Option(help: "Seed.") var seed: UInt64 = 42
     @Option(help: "Truncate examples to this many tokens.") var maxLength = 128
+    @Option(help: "Pretrain on this share of each training split, a sample drawn by --seed (as train's --train-fraction).")
+    var trainFraction: Double = 1
     @Flag(help: "Keep the prompt an earlier run of --out finished.") var resume = false
     @OptionGroup var precision: PrecisionOptions
 
     func run() throws {
         try precision.apply()
         try withCommunicator { world in
-            try PromptPretrainer(settings: pretrain.settings(tasks: taskList.specs, model: model.folder, seed: seed, maxLength: maxLength),
+            try PromptPretrainer(settings: pretrain.settings(tasks: taskList.specs, model: model.folder, seed: seed, maxLength: maxLength,
+                                                         trainFraction: trainFraction),
                                  folder: out, communicator: world).run(resume: resume)
         }
     }
@@ -78,6 +83,8 @@ struct Adapt: ParsableCommand {
     @OptionGroup var options: TrainOptions
     @OptionGroup var methodOptions: MethodTrainingOptions
     @Option(help: "Start P-tuning v2 from this pretrained prompt (prompt.safetensors of ptune pretrain).") var initialPrompt: String?
+    @Option(help: "Start each task's head from the one pretrained for it (heads.safetensors of ptune pretrain).")
+    var initialHead: String?
     @OptionGroup var job: JobOptions
     @OptionGroup var precision: PrecisionOptions
 
@@ -88,7 +95,8 @@ struct Adapt: ParsableCommand {
             let spec = try method.spec()
             let results = try adaptation.run(tasks: taskList.specs) {
                 options.settings(task: $0, model: model.folder, method: spec, learningRate: methodOptions.lr,
-                                 cacheFrozenLayers: methodOptions.cacheFrozenLayers, initialPrompt: initialPrompt)
+                                 cacheFrozenLayers: methodOptions.cacheFrozenLayers, initialPrompt: initialPrompt,
+                                 initialHead: initialHead)
             }
             if world.isRoot { print(resultsTable([("", results)])) }
         }
@@ -104,6 +112,8 @@ struct Run: ParsableCommand {
     @OptionGroup var pretrain: PretrainOptions
     @OptionGroup var options: TrainOptions
     @OptionGroup var learningRate: PromptTrainingOptions
+    @Flag(help: "Start each task's head from the one pretraining trained for it, besides the prompt.")
+    var pretrainedHeads = false
     @OptionGroup var job: JobOptions
     @OptionGroup var precision: PrecisionOptions
 
@@ -112,7 +122,8 @@ struct Run: ParsableCommand {
         let (groups, out, resume) = (job.groups, job.out, job.resume)
         try withCommunicator { world in
             let pretrainer = try PromptPretrainer(
-                settings: pretrain.settings(tasks: taskList.specs, model: model.folder, seed: options.seed, maxLength: options.maxLength),
+                settings: pretrain.settings(tasks: taskList.specs, model: model.folder, seed: options.seed,
+                                            maxLength: options.maxLength, trainFraction: options.trainFraction),
                 folder: out + "/pretrain", communicator: world)
             try pretrainer.run(resume: resume)
             let method = MethodSpec.ptv2(length: pretrain.promptLength, dropout: pretrain.promptDropout, positionOffset: nil)
@@ -120,7 +131,8 @@ struct Run: ParsableCommand {
                                             stage: "[from the pretrained prompt]")
             let pretrained = try adaptation.run(tasks: taskList.specs) {
                 options.settings(task: $0, model: model.folder, method: method, learningRate: learningRate.lr,
-                                 initialPrompt: out + "/pretrain/prompt.safetensors")
+                                 initialPrompt: out + "/pretrain/prompt.safetensors",
+                                 initialHead: pretrainedHeads ? out + "/pretrain/heads.safetensors" : nil)
             }
             // From scratch: the comparison, not part of the registry.
             let scratch = try Adaptation(world: world, groups: groups, out: out + "/scratch", resume: resume,

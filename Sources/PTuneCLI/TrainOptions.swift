@@ -25,12 +25,16 @@ struct TrainOptions: ParsableArguments {
     @Option(help: "Seed of initial values, batch order and dropout.") var seed: UInt64 = 42
     @Option(help: "Truncate examples to this many tokens.") var maxLength = 128
     @Option(help: "Log every N steps.") var logEvery = 10
-    /// The settings for one task, P-tuning v2 starting from `initialPrompt` when given.
+    @Option(help: "Train on this share of each training split, a sample drawn by --seed (few-shot; 1: all of it).")
+    var trainFraction: Double = 1
+    /// The settings for one task, P-tuning v2 starting from `initialPrompt` and the head from
+    /// `initialHead` (pretraining's heads) when given.
     func settings(task: String, model: String, method: MethodSpec, learningRate: Float?, cacheFrozenLayers: Bool = false,
-                  initialPrompt: String? = nil) -> TrainingSettings {
+                  initialPrompt: String? = nil, initialHead: String? = nil) -> TrainingSettings {
         var settings = TrainingSettings(taskSpec: absolute(task), modelFolder: absolute(model), method: method,
                                         learningRate: learningRate)
         settings.initialPrompt = initialPrompt.map(absolute)
+        settings.initialHead = initialHead.map(absolute)
         settings.epochs = epochs
         settings.maxSteps = maxSteps
         settings.batchSize = batchSize
@@ -45,6 +49,7 @@ struct TrainOptions: ParsableArguments {
         settings.seed = seed
         settings.maxLength = maxLength
         settings.logEvery = logEvery
+        settings.trainFraction = trainFraction
         settings.cacheFrozenLayers = cacheFrozenLayers
         settings.precision = MatrixEngine.precision
         return settings

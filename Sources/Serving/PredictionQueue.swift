@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 import Model
 import Tasks
 import Tuning
@@ -138,7 +139,11 @@ final class PredictionQueue: @unchecked Sendable {
     private func predict(_ items: [PendingInput]) -> [Result<String, PredictionFailure>] {
         metrics.batchSize.record(Double(items.count))
         let encodings = items.map { Encoding(inputIds: $0.encoded.inputIds, tokenTypeIds: $0.encoded.tokenTypeIds) }
+        let started = ContinuousClock.now
         let logits = registry.model.predict(encodings, members: items.map(\.task), paddingId: registry.tokenizer.paddingId)
+        metrics.passDuration.record(ContinuousClock.now - started)
+        metrics.primitives.set(Double(WorkCounter.primitivesMade))
+        metrics.primitiveSeconds.set(WorkCounter.primitiveSeconds)
         return zip(items, logits).map { item, values in
             let task = registry.tasks[item.task]
             // JSON has no NaN: a broken adapter answers an error, not an unreadable reply.

@@ -1,13 +1,17 @@
 import Prometheus
 
 /// What `GET /metrics` reports, in Prometheus's text format: requests and errors by endpoint
-/// and status, inputs answered, forward-pass batch sizes, the queue's depth and request latency.
+/// and status, inputs answered, forward-pass batch sizes and durations, the queue's depth, request
+/// latency, and the matrix primitives made for new shapes (with the seconds that took).
 final class ServerMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
     let inputs: Counter
     let batchSize: ValueHistogram
     let queueDepth: Gauge
     let latency: DurationHistogram
+    let passDuration: DurationHistogram
+    let primitives: Gauge
+    let primitiveSeconds: Gauge
 
     init() {
         inputs = registry.makeCounter(descriptor: Self.name("inputs", "total", "Inputs answered by /v1/predict."))
@@ -18,6 +22,14 @@ final class ServerMetrics: Sendable {
             descriptor: Self.name("request_duration", "seconds", "Time from a /v1/predict request's arrival to its answer."),
             buckets: [.milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
                       .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10)])
+        passDuration = registry.makeDurationHistogram(
+            descriptor: Self.name("batch_duration", "seconds", "Time the model took over one batch of inputs."),
+            buckets: [.milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+                      .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5)])
+        primitives = registry.makeGauge(descriptor: Self.name(
+            "matrix_primitives", "total", "Matrix-product primitives made so far (one per new product shape)."))
+        primitiveSeconds = registry.makeGauge(descriptor: Self.name(
+            "matrix_primitive", "seconds", "Seconds spent making matrix-product primitives so far."))
     }
 
     private static func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {

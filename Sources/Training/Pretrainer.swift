@@ -23,6 +23,8 @@ public final class PromptPretrainer {
         public var batchSize = 16
         public var learningRate: Float = 1e-2
         public var temperature: Double = 1
+        /// The share of each task's training split pretrained on (the sample adaptation draws with this seed).
+        public var trainFraction: Double = 1
         public var seed: UInt64 = 42
         public var maxLength = 128
         public var logEvery = 10
@@ -43,6 +45,7 @@ public final class PromptPretrainer {
                                   ("--max-length", maxLength), ("--log-every", logEvery)] where value <= 0 {
                 throw InputError(name, "must be positive, not \(value)")
             }
+            try validateTrainFraction(trainFraction)
             guard temperature > 0, temperature.isFinite else {
                 throw InputError("--temperature", "must be a positive finite number, not \(temperature)")
             }
@@ -78,6 +81,7 @@ public final class PromptPretrainer {
             return (pretrained, specs, try specs.map {
                 try SplitData(spec: $0, split: "train",
                               encoder: ExampleEncoder(tokenizer: pretrained.tokenizer, kind: $0.kind, maxLength: settings.maxLength))
+                    .sample(fraction: settings.trainFraction, seed: settings.seed)
             })
         })
         (self.pretrained, self.specs, self.data) = (pretrained, specs, data)
@@ -129,7 +133,7 @@ public final class PromptPretrainer {
             if !resume && FileManager.default.fileExists(atPath: promptPath) {
                 throw InputError(folder, "already holds a pretrained prompt; pass --resume to keep it, or choose another --out")
             }
-            let ours = ["prompt.safetensors", "metrics.jsonl", "summary.json", RunFolder.lockName]
+            let ours = ["prompt.safetensors", "heads.safetensors", "metrics.jsonl", "summary.json", RunFolder.lockName]
             let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
             if let other = names.first(where: { !ours.contains($0) && !$0.hasPrefix(".") }) {
                 throw InputError(folder, "holds '\(other)', which is not a pretraining's file; choose a new --out")
@@ -180,11 +184,35 @@ public final class PromptPretrainer {
         ]
         if communicator.isRoot {
             try writeSafeTensors([(prompt.embedding.name, prompt.embedding.value)], to: folder + "/prompt.safetensors")
+            // Each task's head too, under its task's name: an adaptation may start from it (`--initial-head`).
+            try writeSafeTensors(zip(specs, models).flatMap { spec, model in
+                model.head.parameters.map { (TaskHead.pretrainedName(task: spec.name, $0.name), $0.value) }
+            }, to: folder + "/heads.safetensors")
             try writeAtomically(Data(metrics.utf8), to: folder + "/metrics.jsonl")
             try writeJSON(summary, to: folder + "/summary.json")
         }
         communicator.barrier()
         return summary
+    }
+}
+
+extension TaskHead {
+    /// The name of a task's head tensor in pretraining's `heads.safetensors`.
+    static func pretrainedName(task: String, _ tensor: String) -> String { task + "/" + tensor }
+
+    /// Starts the head from the one pretraining trained for `task` (its `heads.safetensors`).
+    public func load(pretrainedHeads path: String, task: String) throws {
+        let file = try SafeTensorsFile(path: path)
+        for parameter in parameters {
+            let name = Self.pretrainedName(task: task, parameter.name)
+            guard let info = file.tensors[name] else {
+                throw InputError(path, "holds no head for task '\(task)' (no tensor '\(name)'); it was pretrained on other tasks")
+            }
+            guard info.shape == parameter.shape else {
+                throw InputError(path, "head tensor '\(name)' has shape \(info.shape), but this task's head is \(parameter.shape)")
+            }
+            try file.readFloats(name, into: parameter.value.data)
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 import Distributed
 import Foundation
+import Kernels
 import Model
 import Tasks
 import Tuning
@@ -20,6 +21,21 @@ public struct SplitData {
         name = split
         examples = try spec.examples(split)
         encoded = examples.map(encoder.encode)
+    }
+
+    private init(spec: TaskSpec, name: String, examples: [Example], encoded: [EncodedExample]) {
+        (self.spec, self.name, self.examples, self.encoded) = (spec, name, examples, encoded)
+    }
+
+    /// A random share of the examples (at least one), in their order: few-shot training. The draw
+    /// depends on the seed and the task's name only, so pretraining and adaptation of one run,
+    /// which share the seed, train on the same examples of a task.
+    public func sample(fraction: Double, seed: UInt64) -> SplitData {
+        guard fraction < 1 else { return self }
+        var random = SplitMix(seed: spec.name.utf8.reduce(seed ^ 0x5EED_F4AC_7104) { ($0 ^ UInt64($1)) &* 0x100_0000_01B3 })
+        let kept = max(1, Int((fraction * Double(examples.count)).rounded()))
+        let chosen = Array(examples.indices).shuffled(using: &random).prefix(kept).sorted()
+        return SplitData(spec: spec, name: name, examples: chosen.map { examples[$0] }, encoded: chosen.map { encoded[$0] })
     }
 
     /// The batch of the given example indices, padded to their longest or to `length`.

@@ -77,7 +77,9 @@ public final class Trainer {
             let spec = try TaskSpec(contentsOf: settings.taskSpec)
             try settings.method.validate(config: pretrained.config)
             let encoder = ExampleEncoder(tokenizer: pretrained.tokenizer, kind: spec.kind, maxLength: settings.maxLength)
-            return (pretrained, spec, try SplitData(spec: spec, split: "train", encoder: encoder),
+            return (pretrained, spec,
+                    try SplitData(spec: spec, split: "train", encoder: encoder)
+                        .sample(fraction: settings.trainFraction, seed: settings.seed),
                     try SplitData(spec: spec, split: spec.splits["dev"] == nil ? "train" : "dev", encoder: encoder),
                     try spec.splits["test"].map { _ in try SplitData(spec: spec, split: "test", encoder: encoder) })
         })
@@ -97,6 +99,7 @@ public final class Trainer {
         }
         let head = TaskHead(kind: spec.kind, labels: spec.labels.count, hiddenSize: pretrained.config.hiddenSize,
                             dropout: settings.headDropout, seed: settings.seed &+ 1)
+        if let initialHead = settings.initialHead { try head.load(pretrainedHeads: initialHead, task: spec.name) }
         model = TunedModel(weights: pretrained.weights, components: components, head: head)
         try model.checkFits(maxLength: settings.maxLength)
         optimizer = AdamW(parameters: model.trainable, weightDecay: settings.weightDecay)

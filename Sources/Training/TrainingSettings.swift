@@ -29,11 +29,15 @@ public struct TrainingSettings: Equatable {
     public var checkpointEvery: Int?
     public var seed: UInt64 = 42
     public var maxLength: Int = 128
+    /// The share of the training split trained on (a seeded sample; 1: all of it).
+    public var trainFraction: Double = 1
     public var logEvery: Int = 10
     /// Dropout before the classifier.
     public var headDropout: Float = 0.1
     /// A pretrained prompt to start P-tuning v2 from (`prompt.safetensors` of `ptune pretrain`).
     public var initialPrompt: String?
+    /// Pretraining's `heads.safetensors`: the task's head starts from the one pretrained for it.
+    public var initialHead: String?
     /// Run the layers below the lowest trainable one without dropout and keep their output per
     /// training example, so epochs after the first skip them (Freeze tuning; see `FrozenOutputCache`).
     public var cacheFrozenLayers = false
@@ -62,8 +66,10 @@ public struct TrainingSettings: Equatable {
         if let patience { object["patience"] = patience }
         if let checkpointEvery { object["checkpoint_every"] = checkpointEvery }
         if let initialPrompt { object["initial_prompt"] = initialPrompt }
+        if let initialHead { object["initial_head"] = initialHead }
         if cacheFrozenLayers { object["cache_frozen_layers"] = true }
         if evaluateTest { object["evaluate_test"] = true }
+        if trainFraction < 1 { object["train_fraction"] = trainFraction }
         return object
     }
 
@@ -86,8 +92,10 @@ public struct TrainingSettings: Equatable {
         patience = json["patience"] as? Int
         checkpointEvery = json["checkpoint_every"] as? Int
         initialPrompt = json["initial_prompt"] as? String
+        initialHead = json["initial_head"] as? String
         cacheFrozenLayers = json["cache_frozen_layers"] as? Bool ?? false
         evaluateTest = json["evaluate_test"] as? Bool ?? false
+        trainFraction = json["train_fraction"] as? Double ?? 1
         // Runs from before the field existed bucketed their batches.
         if let stored = json["batching"] {
             guard let name = stored as? String, let order = BatchOrder(rawValue: name) else {
@@ -117,9 +125,17 @@ public struct TrainingSettings: Equatable {
         }
         if let patience, patience <= 0 { throw InputError("--patience", "must be positive, not \(patience)") }
         guard maxLength >= 8 else { throw InputError("--max-length", "must be at least 8, not \(maxLength)") }
+        try validateTrainFraction(trainFraction)
         guard (0..<1).contains(headDropout) else { throw InputError("head_dropout", "must be in [0, 1), not \(headDropout)") }
         try validateOptimizer(learningRate: learningRate, weightDecay: weightDecay, warmupRatio: warmupRatio,
                               maxGradNorm: maxGradNorm)
+    }
+}
+
+/// Checks `--train-fraction`: a share of the training split, in (0, 1].
+func validateTrainFraction(_ fraction: Double) throws {
+    guard fraction > 0, fraction <= 1 else {
+        throw InputError("--train-fraction", "must be a share of the training split in (0, 1], not \(fraction)")
     }
 }
 

@@ -117,6 +117,11 @@ final class ServeTests: XCTestCase {
     }
 
     /// Same labels, words and truncation; logits within 1e-4.
+    /// The value of a Prometheus text line that starts with `name` and a space.
+    private func metricValue(_ metrics: String, _ name: String) -> Double? {
+        metrics.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ")[1]) }
+    }
+
     private func assertSameAnswer(_ served: [String: Any], _ expected: [String: Any], _ context: String) {
         XCTAssertEqual(Set(served.keys), Set(expected.keys), context)
         for key in ["label", "labels", "tokens", "truncated"] {
@@ -173,10 +178,11 @@ final class ServeTests: XCTestCase {
             }
         }
         let metrics = String(decoding: try await send(server, "GET", "/metrics").body, as: UTF8.self)
-        let batches = metrics.split(separator: "\n").first { $0.hasPrefix("ptune_batch_size_count") }
-        let passes = Double(batches?.split(separator: " ").last ?? "") ?? 0
+        let passes = metricValue(metrics, "ptune_batch_size_count") ?? 0
         XCTAssertGreaterThan(passes, 0, metrics)
         XCTAssertLessThan(passes, Double(requests.count), "requests shared forward passes: \(metrics)")
+        XCTAssertEqual(metricValue(metrics, "ptune_batch_duration_seconds_count"), passes, "every pass timed")
+        XCTAssertGreaterThan(metricValue(metrics, "ptune_matrix_primitives_total") ?? 0, 0, metrics)
 
         let tasksReply = try await send(server, "GET", "/v1/tasks")
         let listed = try XCTUnwrap(JSONSerialization.jsonObject(with: tasksReply.body) as? [String: Any])["tasks"] as? [[String: Any]]

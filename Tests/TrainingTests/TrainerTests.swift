@@ -160,6 +160,61 @@ final class TrainerTests: XCTestCase {
         }
     }
 
+    func testATrainFractionIsOneSeededSampleOfTheSplit() throws {
+        let task = try makeTask()
+        let spec = try TaskSpec(contentsOf: task)
+        let pretrained = try PretrainedModel(folder: try pretrainedModelFolder())
+        let train = try SplitData(spec: spec, split: "train",
+                                  encoder: ExampleEncoder(tokenizer: pretrained.tokenizer, kind: spec.kind, maxLength: 32))
+        let texts = { (data: SplitData) in data.examples.map(\.text) }
+        let quarter = train.sample(fraction: 0.25, seed: 7)
+        XCTAssertEqual(quarter.examples.count, 16)
+        // The sample keeps the split's order, each encoding with its example (texts repeat: matched greedily).
+        var next = train.examples.startIndex
+        for (example, encoded) in zip(quarter.examples, quarter.encoded) {
+            let found = try XCTUnwrap(train.examples[next...].firstIndex(of: example), "a subsequence of the split")
+            XCTAssertEqual(encoded.inputIds, train.encoded[found].inputIds)
+            next = found + 1
+        }
+        XCTAssertEqual(texts(train.sample(fraction: 0.25, seed: 7)), texts(quarter), "one seed, one sample")
+        XCTAssertNotEqual(texts(train.sample(fraction: 0.25, seed: 8)), texts(quarter))
+        XCTAssertEqual(train.sample(fraction: 0.001, seed: 7).examples.count, 1, "at least one example")
+        XCTAssertEqual(texts(train.sample(fraction: 1, seed: 7)), texts(train))
+        for bad in [0, -0.5, 1.5, .nan] {
+            var settings = try settings(task, .ptv2(length: 8, dropout: 0, positionOffset: nil), steps: 4)
+            settings.trainFraction = bad
+            XCTAssertThrowsError(try settings.validate()) { XCTAssertTrue("\($0)".contains("--train-fraction"), "\($0)") }
+        }
+    }
+
+    func testAnAdaptationStartsFromThePromptAndHeadPretrainingTrainedForItsTask() throws {
+        let task = try makeTask()
+        let pretrainFolder = try temporaryFolder(self) + "/pretrain"
+        var pretraining = PromptPretrainer.Settings(tasks: [task], modelFolder: try pretrainedModelFolder())
+        (pretraining.promptLength, pretraining.steps, pretraining.batchSize) = (4, 2, 8)
+        try PromptPretrainer(settings: pretraining, folder: pretrainFolder).run()
+        let heads = try SafeTensorsFile(path: pretrainFolder + "/heads.safetensors")
+        XCTAssertEqual(heads.names, ["tiny-sentiment/classifier.bias", "tiny-sentiment/classifier.weight"])
+
+        var settings = try settings(task, .ptv2(length: 4, dropout: 0, positionOffset: nil), steps: 2)
+        (settings.initialPrompt, settings.initialHead) = (pretrainFolder + "/prompt.safetensors", pretrainFolder + "/heads.safetensors")
+        let trainer = try Trainer(settings: settings, folder: try temporaryFolder(self) + "/run")
+        let weight = trainer.model.head.classifier.weight.value
+        let pretrained = Tensor(shape: weight.shape)
+        try heads.readFloats("tiny-sentiment/classifier.weight", into: pretrained.data)
+        XCTAssertEqual((0..<weight.count).map { weight[$0] }, (0..<weight.count).map { pretrained[$0] })
+        let fresh = try Trainer(settings: try self.settings(task, .ptv2(length: 4, dropout: 0, positionOffset: nil), steps: 2),
+                                folder: try temporaryFolder(self) + "/fresh")
+        XCTAssertNotEqual(fresh.model.head.classifier.weight.value[0], weight[0], "the pretrained head is not the initial one")
+
+        // A task pretraining never saw has no head there: a clear error naming the file and the task.
+        let other = try String(contentsOfFile: task, encoding: .utf8).replacingOccurrences(of: "tiny-sentiment", with: "other-task")
+        try other.write(toFile: task, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try Trainer(settings: settings, folder: try temporaryFolder(self) + "/other")) {
+            XCTAssertTrue("\($0)".contains("heads.safetensors") && "\($0)".contains("'other-task'"), "\($0)")
+        }
+    }
+
     func testAdamWMatchesHandComputedSteps() {
         let parameter = Parameter("w", Kernels.Tensor(shape: [2], values: [1, -2]))
         parameter.setTrainable(true)
