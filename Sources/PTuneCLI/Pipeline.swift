@@ -112,8 +112,11 @@ struct Run: ParsableCommand {
     @OptionGroup var pretrain: PretrainOptions
     @OptionGroup var options: TrainOptions
     @OptionGroup var learningRate: PromptTrainingOptions
-    @Flag(help: "Start each task's head from the one pretraining trained for it, besides the prompt.")
-    var pretrainedHeads = false
+    // On by default: over 3 seeds the mean test gain of pretraining rose from +0.006 to +0.013, and
+    // sentiment no longer collapsed from a pretrained prompt under a fresh head (README, scripts/mpt_study.sh).
+    @Flag(inversion: .prefixedNo,
+          help: "Start each task's head from the one pretraining trained for it, besides the prompt (--no-pretrained-heads: a fresh head).")
+    var pretrainedHeads = true
     @OptionGroup var job: JobOptions
     @OptionGroup var precision: PrecisionOptions
 
@@ -126,13 +129,18 @@ struct Run: ParsableCommand {
                                             maxLength: options.maxLength, trainFraction: options.trainFraction),
                 folder: out + "/pretrain", communicator: world)
             try pretrainer.run(resume: resume)
+            let heads = out + "/pretrain/heads.safetensors"
+            if pretrainedHeads, !FileManager.default.fileExists(atPath: heads) {
+                throw InputError(heads, "missing: this folder's pretraining predates pretrained heads; resume with "
+                                 + "--no-pretrained-heads, or pretrain again in a new --out")
+            }
             let method = MethodSpec.ptv2(length: pretrain.promptLength, dropout: pretrain.promptDropout, positionOffset: nil)
             let adaptation = try Adaptation(world: world, groups: groups, out: out, resume: resume,
                                             stage: "[from the pretrained prompt]")
             let pretrained = try adaptation.run(tasks: taskList.specs) {
                 options.settings(task: $0, model: model.folder, method: method, learningRate: learningRate.lr,
                                  initialPrompt: out + "/pretrain/prompt.safetensors",
-                                 initialHead: pretrainedHeads ? out + "/pretrain/heads.safetensors" : nil)
+                                 initialHead: pretrainedHeads ? heads : nil)
             }
             // From scratch: the comparison, not part of the registry.
             let scratch = try Adaptation(world: world, groups: groups, out: out + "/scratch", resume: resume,
