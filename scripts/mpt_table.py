@@ -40,14 +40,9 @@ for run in sorted(glob.glob(os.path.join(out, "f*-t*-s*"))):
             baselines[key, task].append(baseline)
 
 
-def spread(values):
-    mean = statistics.mean(values)
-    return f"{mean:.3f} ± {statistics.stdev(values):.3f}" if len(values) > 1 else f"{mean:.3f}"
-
-
-def signed(values):
-    mean = statistics.mean(values)
-    return f"{mean:+.3f} ± {statistics.stdev(values):.3f}" if len(values) > 1 else f"{mean:+.3f}"
+def spread(values, sign=""):
+    mean = f"{statistics.mean(values):{sign}.3f}"
+    return f"{mean} ± {statistics.stdev(values):.3f}" if len(values) > 1 else mean
 
 
 if not groups:
@@ -62,6 +57,6 @@ for (fraction, temperature), tasks in sorted(groups.items(), key=lambda item: (-
         base = f"{statistics.mean(samples):.3f}" if samples else "–"
         gaining = sum(gain > 0 for gain in cell["gain"])
         print(f"| {task} | {metrics[task]} | {base} | {spread(cell['pretrained'])} | {spread(cell['scratch'])} | "
-              f"{signed(cell['gain'])} | {gaining} of {len(cell['gain'])} |")
+              f"{spread(cell['gain'], '+')} | {gaining} of {len(cell['gain'])} |")
     everything = [gain for cell in tasks.values() for gain in cell["gain"]]
     print(f"\nmean gain over tasks and seeds: {statistics.mean(everything):+.4f}")

@@ -158,6 +158,16 @@ public final class SafeTensorsFile {
         }
     }
 
+    /// Copies tensor `name` into `parameter`'s value; a missing tensor or another shape is an error
+    /// naming the file and the tensor.
+    public func read(_ name: String, into parameter: Parameter) throws {
+        let info = try info(name)
+        guard info.shape == parameter.shape else {
+            throw InputError(path, "tensor '\(name)' has shape \(info.shape) but the model needs \(parameter.shape)")
+        }
+        try readFloats(name, into: parameter.value.data)
+    }
+
     /// Tensor `name` as a new float32 tensor of its own shape.
     public func tensor(_ name: String) throws -> Tensor {
         let result = Tensor(shape: try info(name).shape)

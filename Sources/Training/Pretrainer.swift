@@ -205,13 +205,10 @@ extension TaskHead {
         let file = try SafeTensorsFile(path: path)
         for parameter in parameters {
             let name = Self.pretrainedName(task: task, parameter.name)
-            guard let info = file.tensors[name] else {
+            guard file.tensors[name] != nil else {
                 throw InputError(path, "holds no head for task '\(task)' (no tensor '\(name)'); it was pretrained on other tasks")
             }
-            guard info.shape == parameter.shape else {
-                throw InputError(path, "head tensor '\(name)' has shape \(info.shape), but this task's head is \(parameter.shape)")
-            }
-            try file.readFloats(name, into: parameter.value.data)
+            try file.read(name, into: parameter)
         }
     }
 }

@@ -224,11 +224,7 @@ final class AdapterTensors {
     func skip(_ name: String) { unread.remove(name) }
 
     func read(_ name: String, into parameter: Parameter) throws {
-        let info = try file.info(name)
-        guard info.shape == parameter.shape else {
-            throw InputError(file.path, "tensor '\(name)' has shape \(info.shape) but the model needs \(parameter.shape)")
-        }
-        try file.readFloats(name, into: parameter.value.data)
+        try file.read(name, into: parameter)
         unread.remove(name)
     }
 }

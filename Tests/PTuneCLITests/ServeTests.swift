@@ -116,12 +116,12 @@ final class ServeTests: XCTestCase {
         }
     }
 
-    /// Same labels, words and truncation; logits within 1e-4.
     /// The value of a Prometheus text line that starts with `name` and a space.
     private func metricValue(_ metrics: String, _ name: String) -> Double? {
         metrics.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ")[1]) }
     }
 
+    /// Same labels, words and truncation; logits within 1e-4.
     private func assertSameAnswer(_ served: [String: Any], _ expected: [String: Any], _ context: String) {
         XCTAssertEqual(Set(served.keys), Set(expected.keys), context)
         for key in ["label", "labels", "tokens", "truncated"] {
