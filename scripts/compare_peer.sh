@@ -33,7 +33,9 @@ precisions="fp32"
 grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo && precisions="fp32 bf16"
 peer_model="$model"
 [[ "$config" != checkpoint ]] && peer_model="$config"
-echo "processor: $(lscpu | sed -n 's/^Model name: *//p'); bfloat16: $(grep -owE 'avx512_bf16|amx_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')"
+bf16_flags=$(grep -owE 'avx512_bf16|amx_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ' || true)
+echo "processor: $(lscpu | sed -n 's/^Model name: *//p'), family $(lscpu | sed -n 's/^CPU family: *//p')" \
+     "model $(lscpu | sed -n 's/^Model: *//p'); bfloat16: ${bf16_flags:-none (fp32 only)}"
 echo
 echo "| method | precision | PTune tokens/s | peer tokens/s | ratio | PTune GFLOP/s | peak GFLOP/s | share | largest product | PTune RSS MB | peer RSS MB |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|"
