@@ -262,9 +262,13 @@ final class SequenceDropoutTests: XCTestCase {
             .pooledOutput(1)
         let alone = encoder.forward(TokenBatch(encodings: [second], length: 4, sequenceKeys: [12]), dropoutSeed: 5)
             .pooledOutput(0)
-        XCTAssertEqual(together, alone)
+        // Not bit for bit: the matrix library may block a product of 2 rows differently from 1
+        // (oneDNN's AVX2 gemm does), which moves the last bits; another mask moves far more.
         let otherKey = encoder.forward(TokenBatch(encodings: [second], length: 4, sequenceKeys: [13]), dropoutSeed: 5)
             .pooledOutput(0)
-        XCTAssertNotEqual(alone, otherKey)
+        let largestDifference = { (a: [Float], b: [Float]) in zip(a, b).map { abs($0 - $1) }.max() ?? 0 }
+        XCTAssertEqual(together.count, alone.count)
+        XCTAssertLessThan(largestDifference(together, alone), 1e-5)
+        XCTAssertGreaterThan(largestDifference(alone, otherKey), 1e-2)
     }
 }
