@@ -18,16 +18,20 @@ suite() {
     local log status=0
     log=$(mktemp)
     swift test --skip-build --build-path "$path" --disable-swift-testing 2>&1 | tee "$log" || status=$?
-    local summary executed failed
-    summary=$(grep -E "^[[:space:]]*Executed [0-9]+ tests?, with [0-9]+ failures?" "$log" | tail -1 || true)
+    local summary executed failed skipped
+    # XCTest writes "with N tests skipped and M failures" when some were skipped.
+    summary=$(grep -E "^[[:space:]]*Executed [0-9]+ tests?, with ([0-9]+ tests? skipped and )?[0-9]+ failures?" \
+        "$log" | tail -1 || true)
     rm -f "$log"
     if [[ -z "$summary" ]]; then
         echo "$label: no test summary found" >&2
         return 1
     fi
     executed=$(sed -E 's/.*Executed ([0-9]+) tests?.*/\1/' <<< "$summary")
-    failed=$(sed -E 's/.*with ([0-9]+) failures?.*/\1/' <<< "$summary")
-    results+=("$label: $(( executed - failed )) passed, $failed failed")
+    failed=$(sed -E 's/.* ([0-9]+) failures?.*/\1/' <<< "$summary")
+    skipped=0
+    [[ "$summary" =~ ([0-9]+)\ tests?\ skipped ]] && skipped="${BASH_REMATCH[1]}"
+    results+=("$label: $(( executed - failed - skipped )) passed, $failed failed, $skipped skipped")
     return "$status"
 }
 
