@@ -73,13 +73,16 @@ public func attentionForward(
     let scale = 1 / Float(hs).squareRoot()
     let layout = HeadLayout(shape)
     let (prefixKeys, prefixValues) = repeatPrefix(prefix, into: scratch, shape: shape)
+    let (queries, scores) = (shape.batch * T * C, shape.probabilityCount)
     // scores (T, S) = scale · q_h (T, hs) · [prefix k; k_h]ᵀ: the prefix's columns, then the sequence's own.
-    if let prefixKeys {
-        gemm(transA: false, transB: true, m: T, n: P, k: hs, alpha: scale, a: q, lda: C, b: prefixKeys, ldb: C,
-             beta: 0, c: probs, ldc: S, batch: layout.batch(a: layout.queries, b: layout.prefixShares, c: layout.scores))
+    MatrixEngine.sharingRounding(of: q, count: queries) {
+        if let prefixKeys {
+            gemm(transA: false, transB: true, m: T, n: P, k: hs, alpha: scale, a: q, lda: C, b: prefixKeys, ldb: C,
+                 beta: 0, c: probs, ldc: S, batch: layout.batch(a: layout.queries, b: layout.prefixShares, c: layout.scores))
+        }
+        gemm(transA: false, transB: true, m: T, n: K, k: hs, alpha: scale, a: q, lda: C, b: k, ldb: C,
+             beta: 0, c: probs + P, ldc: S, batch: layout.batch(a: layout.queries, b: layout.keys, c: layout.scores))
     }
-    gemm(transA: false, transB: true, m: T, n: K, k: hs, alpha: scale, a: q, lda: C, b: k, ldb: C,
-         beta: 0, c: probs + P, ldc: S, batch: layout.batch(a: layout.queries, b: layout.keys, c: layout.scores))
     forEachHead(shape) { head in
         maskedSoftmaxForward(probs + head * T * S, mask: keyMask + head / H * S, rows: T, columns: S)
     }
@@ -90,12 +93,15 @@ public func attentionForward(
         weights = UnsafePointer(dropped)
     }
     // out_h (T, hs) = weights (T, S) · [prefix v; v_h] (S, hs), written into head h's columns.
-    if let prefixValues {
-        gemm(transA: false, transB: false, m: T, n: hs, k: P, a: weights, lda: S, b: prefixValues, ldb: C,
-             beta: 0, c: out, ldc: C, batch: layout.batch(a: layout.scores, b: layout.prefixShares, c: layout.queries))
+    MatrixEngine.sharingRounding(of: weights, count: scores) {
+        if let prefixValues {
+            gemm(transA: false, transB: false, m: T, n: hs, k: P, a: weights, lda: S, b: prefixValues, ldb: C,
+                 beta: 0, c: out, ldc: C, batch: layout.batch(a: layout.scores, b: layout.prefixShares, c: layout.queries))
+        }
+        gemm(transA: false, transB: false, m: T, n: hs, k: K, a: weights + P, lda: S, b: v, ldb: C,
+             beta: prefix == nil ? 0 : 1, c: out, ldc: C,
+             batch: layout.batch(a: layout.scores, b: layout.keys, c: layout.queries))
     }
-    gemm(transA: false, transB: false, m: T, n: hs, k: K, a: weights + P, lda: S, b: v, ldb: C,
-         beta: prefix == nil ? 0 : 1, c: out, ldc: C, batch: layout.batch(a: layout.scores, b: layout.keys, c: layout.queries))
 }
 
 /// Attention backward; accumulates into dq (B, T, C), dk and dv (B, K, C), and, with a prefix,
@@ -121,21 +127,28 @@ public func attentionBackward(
         dropProbabilities(into: dropped, probs: probs, shape: shape, dropout: dropout)
         weights = UnsafePointer(dropped)
     }
-    // dscores (T, S) first holds the gradient of the (dropped) weights: dout_h (T, hs) · [prefix v; v_h]ᵀ
-    if let prefixValues {
-        gemm(transA: false, transB: true, m: T, n: P, k: hs, a: dout, lda: C, b: prefixValues, ldb: C,
-             beta: 0, c: dscores, ldc: S, batch: layout.batch(a: layout.queries, b: layout.prefixShares, c: layout.scores))
+    let (queries, scores) = (shape.batch * T * C, shape.probabilityCount)
+    // The larger copy outermost: scopes' copy buffers are kept by depth.
+    MatrixEngine.sharingRounding(of: weights, count: scores) {
+        MatrixEngine.sharingRounding(of: dout, count: queries) {
+            // dscores (T, S) first holds the gradient of the (dropped) weights: dout_h (T, hs) · [prefix v; v_h]ᵀ
+            if let prefixValues {
+                gemm(transA: false, transB: true, m: T, n: P, k: hs, a: dout, lda: C, b: prefixValues, ldb: C,
+                     beta: 0, c: dscores, ldc: S,
+                     batch: layout.batch(a: layout.queries, b: layout.prefixShares, c: layout.scores))
+            }
+            gemm(transA: false, transB: true, m: T, n: K, k: hs, a: dout, lda: C, b: v, ldb: C,
+                 beta: 0, c: dscores + P, ldc: S, batch: layout.batch(a: layout.queries, b: layout.keys, c: layout.scores))
+            // d[prefix v; v_h] (S, hs) += weightsᵀ · dout_h
+            if let prefixGradients {
+                gemm(transA: true, transB: false, m: P, n: hs, k: T, a: weights, lda: S, b: dout, ldb: C,
+                     beta: 1, c: prefixGradients.values, ldc: C,
+                     batch: layout.batch(a: layout.scores, b: layout.queries, c: layout.prefixShares))
+            }
+            gemm(transA: true, transB: false, m: K, n: hs, k: T, a: weights + P, lda: S, b: dout, ldb: C,
+                 beta: 1, c: dv, ldc: C, batch: layout.batch(a: layout.scores, b: layout.queries, c: layout.keys))
+        }
     }
-    gemm(transA: false, transB: true, m: T, n: K, k: hs, a: dout, lda: C, b: v, ldb: C,
-         beta: 0, c: dscores + P, ldc: S, batch: layout.batch(a: layout.queries, b: layout.keys, c: layout.scores))
-    // d[prefix v; v_h] (S, hs) += weightsᵀ · dout_h
-    if let prefixGradients {
-        gemm(transA: true, transB: false, m: P, n: hs, k: T, a: weights, lda: S, b: dout, ldb: C,
-             beta: 1, c: prefixGradients.values, ldc: C,
-             batch: layout.batch(a: layout.scores, b: layout.queries, c: layout.prefixShares))
-    }
-    gemm(transA: true, transB: false, m: K, n: hs, k: T, a: weights + P, lda: S, b: dout, ldb: C,
-         beta: 1, c: dv, ldc: C, batch: layout.batch(a: layout.scores, b: layout.queries, c: layout.keys))
     // Through the dropout (when on) and the softmax, in place: the unscaled scores' gradient.
     forEachHead(shape) { head in
         softmaxBackward(dscores + head * T * S, probs: probs + head * T * S, rows: T, columns: S,
@@ -143,19 +156,24 @@ public func attentionBackward(
                         scale: dropout.map { 1 / (1 - $0.rate) } ?? 1)
     }
     // dq_h (T, hs) += scale · dscores · [prefix k; k_h]; d[prefix k; k_h] (S, hs) += scale · dscoresᵀ · q_h
-    if let prefixKeys {
-        gemm(transA: false, transB: false, m: T, n: hs, k: P, alpha: scale, a: dscores, lda: S, b: prefixKeys,
-             ldb: C, beta: 1, c: dq, ldc: C, batch: layout.batch(a: layout.scores, b: layout.prefixShares, c: layout.queries))
+    MatrixEngine.sharingRounding(of: dscores, count: scores) {
+        if let prefixKeys {
+            gemm(transA: false, transB: false, m: T, n: hs, k: P, alpha: scale, a: dscores, lda: S, b: prefixKeys,
+                 ldb: C, beta: 1, c: dq, ldc: C,
+                 batch: layout.batch(a: layout.scores, b: layout.prefixShares, c: layout.queries))
+        }
+        gemm(transA: false, transB: false, m: T, n: hs, k: K, alpha: scale, a: dscores + P, lda: S, b: k, ldb: C,
+             beta: 1, c: dq, ldc: C, batch: layout.batch(a: layout.scores, b: layout.keys, c: layout.queries))
+        MatrixEngine.sharingRounding(of: q, count: queries) {
+            if let prefixGradients {
+                gemm(transA: true, transB: false, m: P, n: hs, k: T, alpha: scale, a: dscores, lda: S, b: q, ldb: C,
+                     beta: 1, c: prefixGradients.keys, ldc: C,
+                     batch: layout.batch(a: layout.scores, b: layout.queries, c: layout.prefixShares))
+            }
+            gemm(transA: true, transB: false, m: K, n: hs, k: T, alpha: scale, a: dscores + P, lda: S, b: q, ldb: C,
+                 beta: 1, c: dk, ldc: C, batch: layout.batch(a: layout.scores, b: layout.queries, c: layout.keys))
+        }
     }
-    gemm(transA: false, transB: false, m: T, n: hs, k: K, alpha: scale, a: dscores + P, lda: S, b: k, ldb: C,
-         beta: 1, c: dq, ldc: C, batch: layout.batch(a: layout.scores, b: layout.keys, c: layout.queries))
-    if let prefixGradients {
-        gemm(transA: true, transB: false, m: P, n: hs, k: T, alpha: scale, a: dscores, lda: S, b: q, ldb: C,
-             beta: 1, c: prefixGradients.keys, ldc: C,
-             batch: layout.batch(a: layout.scores, b: layout.queries, c: layout.prefixShares))
-    }
-    gemm(transA: true, transB: false, m: K, n: hs, k: T, alpha: scale, a: dscores + P, lda: S, b: q, ldb: C,
-         beta: 1, c: dk, ldc: C, batch: layout.batch(a: layout.scores, b: layout.queries, c: layout.keys))
 }
 
 /// The prefix's keys and values repeated for every sequence into the start of `scratch`, (B, P, C)

@@ -20,15 +20,17 @@ public func linearBackward(
     dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, weight: MatrixElements,
     rows: Int, inFeatures: Int, outFeatures: Int
 ) {
-    if let dinp {
-        // (rows, out) · (out, in)
-        gemm(transA: false, transB: false, m: rows, n: inFeatures, k: outFeatures, a: .float32(dout), lda: outFeatures,
-             b: weight, ldb: inFeatures, beta: 1, c: dinp, ldc: inFeatures)
-    }
-    if let dweight {
-        // (out, rows) · (rows, in)
-        gemm(transA: true, transB: false, m: outFeatures, n: inFeatures, k: rows, a: dout, lda: outFeatures,
-             b: inp, ldb: inFeatures, beta: 1, c: dweight, ldc: inFeatures)
+    MatrixEngine.sharingRounding(of: dout, count: rows * outFeatures) {
+        if let dinp {
+            // (rows, out) · (out, in)
+            gemm(transA: false, transB: false, m: rows, n: inFeatures, k: outFeatures, a: .float32(dout), lda: outFeatures,
+                 b: weight, ldb: inFeatures, beta: 1, c: dinp, ldc: inFeatures)
+        }
+        if let dweight {
+            // (out, rows) · (rows, in)
+            gemm(transA: true, transB: false, m: outFeatures, n: inFeatures, k: rows, a: dout, lda: outFeatures,
+                 b: inp, ldb: inFeatures, beta: 1, c: dweight, ldc: inFeatures)
+        }
     }
     if let dbias {
         // Split over output features, so no two threads write one element.

@@ -179,9 +179,7 @@ public enum MatrixEngine {
         check(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue), "stream")
         return stream!
     }()
-    /// Grow-only scratch: bfloat16 copies of float32 operands, and oneDNN's own scratchpad
-    /// (shared by every primitive, as products run one at a time).
-    private nonisolated(unsafe) static var roundedA = GrowingBuffer(), roundedB = GrowingBuffer()
+    /// oneDNN's own scratchpad, grow-only, shared by every primitive (products run one at a time).
     private nonisolated(unsafe) static var scratchpad = GrowingBuffer()
 
     static func run(_ key: ProductKey, a: MatrixElements, b: MatrixElements, c: UnsafeMutablePointer<Float>,
@@ -198,20 +196,26 @@ public enum MatrixEngine {
             WorkCounter.primitivesMade += 1
         }
         if key.operations > largest?.key.operations ?? 0 { largest = primitive }
-        let aData = operand(a, bf16: key.bf16, span: primitive.spans.a, into: &roundedA)
-        let bData = operand(b, bf16: key.bf16, span: primitive.spans.b, into: &roundedB)
+        // Operands no scope shares are rounded into the first copy buffers past the open scopes' own.
+        var freeBuffer = sharedCopies.count
+        let aData = operand(a, bf16: key.bf16, span: primitive.spans.a, copyBuffer: &freeBuffer)
+        let bData = operand(b, bf16: key.bf16, span: primitive.spans.b, copyBuffer: &freeBuffer)
         let pad = scratchpad.reserve(bytes: primitive.scratchpadBytes)
         primitive.execute(a: aData, b: bData, c: c, bias: bias, scratchpad: pad, stream: stream)
     }
 
-    /// The operand's memory in the precision the product reads: as given, or rounded to bfloat16.
+    /// The operand's memory in the precision the product reads: as given, or rounded to bfloat16
+    /// (from a shared copy when a `sharingRounding` scope covers it, else into copy buffer `index`,
+    /// which then moves on to the next).
     private static func operand(_ elements: MatrixElements, bf16: Bool, span: Int,
-                                into buffer: inout GrowingBuffer) -> UnsafeMutableRawPointer {
+                                copyBuffer index: inout Int) -> UnsafeMutableRawPointer {
         switch elements {
         case .bfloat16(let pointer):
             return UnsafeMutableRawPointer(mutating: pointer)
         case .float32(let pointer) where bf16:
-            let rounded = buffer.reserve(bytes: 2 * span).assumingMemoryBound(to: UInt16.self)
+            if let shared = sharedCopy(covering: pointer, span: span) { return UnsafeMutableRawPointer(shared) }
+            let rounded = copyBuffer(index, count: span)
+            index += 1
             WorkCounter.timed(&WorkCounter.roundingSeconds) {
                 convertToBFloat16(out: rounded, inp: pointer, count: span)
             }
@@ -219,6 +223,76 @@ public enum MatrixEngine {
         case .float32(let pointer):
             return UnsafeMutableRawPointer(mutating: pointer)
         }
+    }
+
+    /// A float32 range that the products of one `sharingRounding` scope read from one bfloat16 copy.
+    private struct SharedCopy {
+        let source: UnsafePointer<Float>, count: Int, thread: pthread_t
+        var rounded: Bool
+    }
+
+    /// Whether `sharingRounding` scopes share their copies; off, every product rounds its own
+    /// float32 inputs (tests check that both give the same bits).
+    public nonisolated(unsafe) static var sharesRoundedCopies = true
+
+    /// Open scopes, innermost last; `copyBuffers[i]` holds the copy of `sharedCopies[i]`, and the
+    /// buffers past them a product's own copies (grow-only: the deepest nesting's sizes stay).
+    private nonisolated(unsafe) static var sharedCopies: [SharedCopy] = []
+    private nonisolated(unsafe) static var copyBuffers: [GrowingBuffer] = []
+
+    /// Runs `body` with the `count` floats at `source` rounded to bfloat16 at most once, at the first
+    /// product that reads them, and every product of `body` reading from that copy, instead of
+    /// rounding them per product: for a tensor several products read (q, k and v's input,
+    /// attention's probabilities, a gradient that feeds both dinp and dweight). The caller promises
+    /// that those floats do not change during `body`. At fp32, or inside a scope that already
+    /// shares the range, it just runs `body`. Scopes nest; each thread has its own.
+    public static func sharingRounding<R>(of source: UnsafePointer<Float>, count: Int, _ body: () throws -> R)
+        rethrows -> R {
+        guard precision == .bf16, sharesRoundedCopies, count > 0 else { return try body() }
+        lock.lock()
+        let thread = pthread_self()
+        let covered = sharedCopies.contains {
+            pthread_equal($0.thread, thread) != 0 && source >= $0.source && source + count <= $0.source + $0.count
+        }
+        if !covered {
+            sharedCopies.append(SharedCopy(source: source, count: count, thread: thread, rounded: false))
+        }
+        lock.unlock()
+        defer {
+            if !covered {
+                lock.lock()
+                let index = sharedCopies.lastIndex { $0.source == source && pthread_equal($0.thread, thread) != 0 }!
+                sharedCopies.remove(at: index)
+                if index < copyBuffers.count - 1 { copyBuffers.append(copyBuffers.remove(at: index)) }
+                lock.unlock()
+            }
+        }
+        return try body()
+    }
+
+    /// The bfloat16 copy of `span` floats at `pointer` from an open scope of this thread that covers
+    /// them, rounded now if no product has read it yet; nil when no scope does. Called under `lock`.
+    private static func sharedCopy(covering pointer: UnsafePointer<Float>, span: Int) -> UnsafeMutablePointer<UInt16>? {
+        guard !sharedCopies.isEmpty else { return nil }
+        let thread = pthread_self()
+        guard let index = sharedCopies.lastIndex(where: {
+            pthread_equal($0.thread, thread) != 0 && pointer >= $0.source && pointer + span <= $0.source + $0.count
+        }) else { return nil }
+        let entry = sharedCopies[index]
+        let copy = copyBuffer(index, count: entry.count)
+        if !entry.rounded {
+            WorkCounter.timed(&WorkCounter.roundingSeconds) {
+                convertToBFloat16(out: copy, inp: entry.source, count: entry.count)
+            }
+            sharedCopies[index].rounded = true
+        }
+        return copy + (pointer - entry.source)
+    }
+
+    /// Copy buffer `index`, holding at least `count` bfloat16 values. Called under `lock`.
+    private static func copyBuffer(_ index: Int, count: Int) -> UnsafeMutablePointer<UInt16> {
+        while copyBuffers.count <= index { copyBuffers.append(GrowingBuffer()) }
+        return copyBuffers[index].reserve(bytes: 2 * count).assumingMemoryBound(to: UInt16.self)
     }
 
     /// Times the largest product run so far (same shape, layout and precision) on fresh

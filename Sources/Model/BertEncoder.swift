@@ -180,9 +180,12 @@ public final class BertEncoder {
         let batchSequences = firstSequence..<(firstSequence + B)
         let queryInput = positions == T ? input : firstPositions(of: input, shape: shape, into: a.firstPositions)
         // Self-attention: q (B, positions, C), k, v (B, T, C), after this layer's key/value prompts (S − T rows).
-        w.query.forward(out: a.q.data, inp: queryInput, rows: queryRows, masks: maskSource(site + 3), sequences: batchSequences)
-        w.key.forward(out: a.k.data, inp: input, rows: rows, masks: maskSource(site + 4), sequences: batchSequences)
-        w.value.forward(out: a.v.data, inp: input, rows: rows, masks: maskSource(site + 5), sequences: batchSequences)
+        MatrixEngine.sharingRounding(of: input, count: rows * C) {
+            w.query.forward(out: a.q.data, inp: queryInput, rows: queryRows, masks: maskSource(site + 3),
+                            sequences: batchSequences)
+            w.key.forward(out: a.k.data, inp: input, rows: rows, masks: maskSource(site + 4), sequences: batchSequences)
+            w.value.forward(out: a.v.data, inp: input, rows: rows, masks: maskSource(site + 5), sequences: batchSequences)
+        }
         let attention = AttentionShape(batch: B, queries: positions, keys: T, prefix: shape.prompts, channels: C,
                                        heads: config.heads)
         let attentionDropout = dropout(config.attentionDropout, site: site)
@@ -362,14 +365,17 @@ public final class BertEncoder {
                 }
             }
         }
-        w.query.backward(dinp: dQueryInput, dout: g.q.data, inp: queryInput, rows: queryRows, masks: maskSource(site + 3))
-        if let dInput, positions != T {
-            // Only position 0 of each sequence had a query and a residual path.
-            dInput.update(repeating: 0, count: rows * C)
-            for b in 0..<B { (dInput + b * T * C).update(from: g.firstPositions.data + b * C, count: C) }
+        MatrixEngine.sharingRounding(of: input, count: rows * C) {
+            w.query.backward(dinp: dQueryInput, dout: g.q.data, inp: queryInput, rows: queryRows,
+                             masks: maskSource(site + 3))
+            if let dInput, positions != T {
+                // Only position 0 of each sequence had a query and a residual path.
+                dInput.update(repeating: 0, count: rows * C)
+                for b in 0..<B { (dInput + b * T * C).update(from: g.firstPositions.data + b * C, count: C) }
+            }
+            w.key.backward(dinp: dInput, dout: g.k.data, inp: input, rows: rows, masks: maskSource(site + 4))
+            w.value.backward(dinp: dInput, dout: g.v.data, inp: input, rows: rows, masks: maskSource(site + 5))
         }
-        w.key.backward(dinp: dInput, dout: g.k.data, inp: input, rows: rows, masks: maskSource(site + 4))
-        w.value.backward(dinp: dInput, dout: g.v.data, inp: input, rows: rows, masks: maskSource(site + 5))
     }
 
     private func embeddingsBackward(dEmbedded: UnsafeMutablePointer<Float>, _ acts: BertActivations,

@@ -189,9 +189,12 @@ public final class Linear {
     public func backward(dinp: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
                          rows: Int, masks: SequenceDropout? = nil) {
         if let scaling { return scaling.backward(self, dinp: dinp, dout: dout, inp: inp, rows: rows) }
-        linearBackward(dinp: dinp, dweight: weight.gradient?.data, dbias: bias.gradient?.data, dout: dout, inp: inp,
-                       weight: weight.elements, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
-        lowRank?.backward(dinp: dinp, dout: dout, inp: inp, rows: rows, masks: masks)
+        // The layer's products and LoRA's read dout from one bfloat16 copy.
+        MatrixEngine.sharingRounding(of: dout, count: rows * outFeatures) {
+            linearBackward(dinp: dinp, dweight: weight.gradient?.data, dbias: bias.gradient?.data, dout: dout, inp: inp,
+                           weight: weight.elements, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
+            lowRank?.backward(dinp: dinp, dout: dout, inp: inp, rows: rows, masks: masks)
+        }
     }
 
     /// Folds the LoRA update into the weight, so inference costs nothing extra.

@@ -75,6 +75,49 @@ final class BFloat16PrecisionTests: XCTestCase {
     func testPTuningV1() throws { try check("ptv1_lstm_seqcls", spec: .ptv1(length: 4, encoder: .lstm(hidden: 32, layers: 2))) }
 
     func testFullFineTuning() throws { try check("freeze_last2_seqcls", spec: .full) }
+
+    /// Products that read one shared bfloat16 copy of an operand (`MatrixEngine.sharingRounding`)
+    /// see the bits they would round themselves: a training pass (dropout on, both head kinds, so
+    /// both the top layer's first-position path and the all-positions one) gives the same loss
+    /// and gradients with sharing off.
+    func testSharedRoundedCopiesChangeNoBit() throws {
+        try XCTSkipUnless(MatrixEngine.supportsBFloat16, "this processor has no AVX512-BF16 or AMX")
+        let reference = try SafeTensorsFile(path: fixture("ptv2_seqcls.safetensors"))
+        let shape = try reference.info("input_ids").shape
+        let batch = TokenBatch(batch: shape[0], length: shape[1], inputIds: try reference.int32s("input_ids"),
+                               tokenTypeIds: try reference.int32s("token_type_ids"),
+                               attentionMask: try reference.int32s("attention_mask").map(Float.init))
+        let cases: [(MethodSpec, TaskKind)] = [
+            (.ptv2(length: 8, dropout: 0.1), .classification),
+            (.lora(rank: 4, alpha: 8, dropout: 0.1, targets: ["query", "value", "dense"]), .tagging),
+            (.full, .classification),
+        ]
+        let saved = MatrixEngine.precision
+        MatrixEngine.precision = .bf16
+        defer { MatrixEngine.precision = saved; MatrixEngine.sharesRoundedCopies = true }
+        for (spec, kind) in cases {
+            var passes: [(loss: Float, gradients: [String: [Float]])] = []
+            for shares in [true, false] {
+                MatrixEngine.sharesRoundedCopies = shares
+                let pretrained = try PretrainedModel(folder: try pretrainedModelFolder())
+                let head = TaskHead(kind: kind, labels: 3, hiddenSize: pretrained.config.hiddenSize, dropout: 0.1, seed: 1)
+                let model = TunedModel(weights: pretrained.weights, components: try spec.components(weights: pretrained.weights,
+                                                                                                     seed: 1), head: head)
+                let labels = kind == .tagging ? batch.attentionMask.map { $0 == 0 ? -100 : 1 } : try reference.int32s("labels")
+                model.forward(batch, dropoutSeed: 3)
+                let loss = model.loss(labels: labels)
+                model.parameters.zeroGradients()
+                model.backward(labels: labels)
+                passes.append((loss, Dictionary(uniqueKeysWithValues: model.trainable.map { ($0.name, $0.gradient!.array) })))
+            }
+            XCTAssertEqual(passes[0].loss, passes[1].loss, "\(spec) loss")
+            XCTAssertTrue(passes[0].loss.isFinite)
+            XCTAssertEqual(passes[0].gradients.keys.sorted(), passes[1].gradients.keys.sorted())
+            for (name, shared) in passes[0].gradients {
+                XCTAssertEqual(shared, passes[1].gradients[name]!, "\(spec) \(name)")
+            }
+        }
+    }
 }
 
 /// bfloat16 rounding and a bfloat16 product on their own.
