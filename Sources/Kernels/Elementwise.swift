@@ -81,11 +81,22 @@ func erf(_ x: Float, expMinusSquare e: Float) -> Float {
 /// Exact GELU, as BERT's "gelu": out = x · Φ(x) = 0.5 · x · (1 + erf(x / √2)).
 public func geluForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count: Int) {
     parallelFor(count, minimumChunk: 4096) { range in
-        for i in range {
-            let x = inp[i], z = x * inverseSqrt2
-            out[i] = 0.5 * x * (1 + erf(z, expMinusSquare: fastExp(-z * z)))
-        }
+        for i in range { out[i] = gelu(inp[i]) }
     }
+}
+
+/// GELU rounded to bfloat16, for an output that only a bfloat16 product reads: one pass where
+/// float32 GELU and its rounding before the product took two and a float32 copy.
+public func geluForward(out: UnsafeMutablePointer<UInt16>, inp: UnsafePointer<Float>, count: Int) {
+    parallelFor(count, minimumChunk: 4096) { range in
+        for i in range { out[i] = bfloat16Bits(gelu(inp[i])) }
+    }
+}
+
+@inline(__always)
+private func gelu(_ x: Float) -> Float {
+    let z = x * inverseSqrt2
+    return 0.5 * x * (1 + erf(z, expMinusSquare: fastExp(-z * z)))
 }
 
 /// GELU backward, in place (its output's gradient is not needed again, and this saves a

@@ -6,7 +6,17 @@ public func linearForward(
     weight: MatrixElements, bias: UnsafePointer<Float>?,
     rows: Int, inFeatures: Int, outFeatures: Int
 ) {
-    gemm(transA: false, transB: true, m: rows, n: outFeatures, k: inFeatures, a: .float32(inp), lda: inFeatures,
+    linearForward(out: out, inp: .float32(inp), weight: weight, bias: bias, rows: rows, inFeatures: inFeatures,
+                  outFeatures: outFeatures)
+}
+
+/// `linearForward` over an input that may be bfloat16 already.
+public func linearForward(
+    out: UnsafeMutablePointer<Float>, inp: MatrixElements,
+    weight: MatrixElements, bias: UnsafePointer<Float>?,
+    rows: Int, inFeatures: Int, outFeatures: Int
+) {
+    gemm(transA: false, transB: true, m: rows, n: outFeatures, k: inFeatures, a: inp, lda: inFeatures,
          b: weight, ldb: inFeatures, beta: 0, c: out, ldc: outFeatures, bias: bias)
 }
 

@@ -205,9 +205,17 @@ public final class BertEncoder {
         // Feed-forward: (B, positions, C) → GELU (·, F) → (·, C), dropout, residual, LayerNorm.
         w.intermediate.forward(out: a.intermediate.data, inp: a.attentionNormed.data, rows: queryRows,
                                masks: maskSource(site + 7), sequences: batchSequences)
-        geluForward(out: shared.activated.data, inp: a.intermediate.data, count: queryRows * F)
-        w.output.forward(out: a.outputResidual.data, inp: shared.activated.data, rows: queryRows,
-                         masks: maskSource(site + 8), sequences: batchSequences)
+        if w.output.takesBFloat16Input {
+            // Only the FF-out product reads GELU's output: written in bfloat16, into half its buffer.
+            UnsafeMutableRawPointer(shared.activated.data).withMemoryRebound(to: UInt16.self, capacity: queryRows * F) {
+                geluForward(out: $0, inp: a.intermediate.data, count: queryRows * F)
+                w.output.forward(out: a.outputResidual.data, bfloat16Input: $0, rows: queryRows)
+            }
+        } else {
+            geluForward(out: shared.activated.data, inp: a.intermediate.data, count: queryRows * F)
+            w.output.forward(out: a.outputResidual.data, inp: shared.activated.data, rows: queryRows,
+                             masks: maskSource(site + 8), sequences: batchSequences)
+        }
         dropout(config.hiddenDropout, site: site + 2)?.forward(out: a.outputResidual.data, inp: a.outputResidual.data,
                                                                 elementsPerSequence: positions * C)
         accumulate(into: a.outputResidual.data, a.attentionNormed.data, count: queryRows * C)

@@ -185,6 +185,19 @@ public final class Linear {
         }
     }
 
+    /// Whether `forward(out:bfloat16Input:rows:)` applies: at bf16, a layer with a frozen weight
+    /// (no backward reads its input) and no adaptations (which read float32 input).
+    public var takesBFloat16Input: Bool {
+        MatrixEngine.precision == .bf16 && !weight.isTrainable && lowRank == nil && scaling == nil && perSequence == nil
+    }
+
+    /// out (rows, out) = inp · Wᵀ + b over an input already rounded to bfloat16 (see `takesBFloat16Input`).
+    public func forward(out: UnsafeMutablePointer<Float>, bfloat16Input inp: UnsafePointer<UInt16>, rows: Int) {
+        precondition(takesBFloat16Input, "a bfloat16 input for a layer that reads float32")
+        linearForward(out: out, inp: .bfloat16(inp), weight: weight.elements, bias: bias.value.data,
+                      rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
+    }
+
     /// Accumulates into the trainable gradients and, when given, dinp.
     public func backward(dinp: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
                          rows: Int, masks: SequenceDropout? = nil) {
