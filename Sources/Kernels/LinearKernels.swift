@@ -30,6 +30,17 @@ public func linearBackward(
     dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, weight: MatrixElements,
     rows: Int, inFeatures: Int, outFeatures: Int
 ) {
+    linearBackward(dinp: dinp, dweight: dweight, dbias: dbias, dout: dout, inp: .float32(inp), weight: weight,
+                   rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
+}
+
+/// `linearBackward` over an input that may be bfloat16 already.
+public func linearBackward(
+    dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>?,
+    dbias: UnsafeMutablePointer<Float>?,
+    dout: UnsafePointer<Float>, inp: MatrixElements, weight: MatrixElements,
+    rows: Int, inFeatures: Int, outFeatures: Int
+) {
     MatrixEngine.sharingRounding(of: dout, count: rows * outFeatures) {
         if let dinp {
             // (rows, out) · (out, in)
@@ -38,7 +49,7 @@ public func linearBackward(
         }
         if let dweight {
             // (out, rows) · (rows, in)
-            gemm(transA: true, transB: false, m: outFeatures, n: inFeatures, k: rows, a: dout, lda: outFeatures,
+            gemm(transA: true, transB: false, m: outFeatures, n: inFeatures, k: rows, a: .float32(dout), lda: outFeatures,
                  b: inp, ldb: inFeatures, beta: 1, c: dweight, ldc: inFeatures)
         }
     }

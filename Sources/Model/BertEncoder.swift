@@ -206,7 +206,8 @@ public final class BertEncoder {
         w.intermediate.forward(out: a.intermediate.data, inp: a.attentionNormed.data, rows: queryRows,
                                masks: maskSource(site + 7), sequences: batchSequences)
         if w.output.takesBFloat16Input {
-            // Only the FF-out product reads GELU's output: written in bfloat16, into half its buffer.
+            // Only the FF-out product reads GELU's output (backward recomputes it): written in
+            // bfloat16, into half its buffer.
             UnsafeMutableRawPointer(shared.activated.data).withMemoryRebound(to: UInt16.self, capacity: queryRows * F) {
                 geluForward(out: $0, inp: a.intermediate.data, count: queryRows * F)
                 w.output.forward(out: a.outputResidual.data, bfloat16Input: $0, rows: queryRows)
@@ -332,10 +333,18 @@ public final class BertEncoder {
         let dBranch = throughDropout(g.residual.data, into: g.branch, sequences: B, positions: positions,
                                      dropout(config.hiddenDropout, site: site + 2))
         g.activated.zero(first: queryRows * F)
-        // Only the FF-out layer's own gradients read its input: recompute it for them.
-        if w.output.hasTrainable { geluForward(out: activated.data, inp: a.intermediate.data, count: queryRows * F) }
-        w.output.backward(dinp: g.activated.data, dout: dBranch, inp: activated.data, rows: queryRows,
-                          masks: maskSource(site + 8))
+        // Only the FF-out layer's own gradients read its input: recompute it for them (in bfloat16
+        // where only a product reads it).
+        if w.output.weight.isTrainable && w.output.takesBFloat16Input {
+            UnsafeMutableRawPointer(activated.data).withMemoryRebound(to: UInt16.self, capacity: queryRows * F) {
+                geluForward(out: $0, inp: a.intermediate.data, count: queryRows * F)
+                w.output.backward(dinp: g.activated.data, dout: dBranch, bfloat16Input: $0, rows: queryRows)
+            }
+        } else {
+            if w.output.hasTrainable { geluForward(out: activated.data, inp: a.intermediate.data, count: queryRows * F) }
+            w.output.backward(dinp: g.activated.data, dout: dBranch, inp: activated.data, rows: queryRows,
+                              masks: maskSource(site + 8))
+        }
         geluBackward(g.activated.data, inp: a.intermediate.data, count: queryRows * F)
         w.intermediate.backward(dinp: attentionNeeded ? g.normed.data : nil, dout: g.activated.data,
                                 inp: a.attentionNormed.data, rows: queryRows, masks: maskSource(site + 7))

@@ -185,17 +185,29 @@ public final class Linear {
         }
     }
 
-    /// Whether `forward(out:bfloat16Input:rows:)` applies: at bf16, a layer with a frozen weight
-    /// (no backward reads its input) and no adaptations (which read float32 input).
+    /// Whether the bfloat16-input `forward` and `backward` apply: at bf16, a layer without
+    /// adaptations (they read float32 input).
     public var takesBFloat16Input: Bool {
-        MatrixEngine.precision == .bf16 && !weight.isTrainable && lowRank == nil && scaling == nil && perSequence == nil
+        MatrixEngine.precision == .bf16 && lowRank == nil && scaling == nil && perSequence == nil
     }
 
-    /// out (rows, out) = inp · Wᵀ + b over an input already rounded to bfloat16 (see `takesBFloat16Input`).
+    /// out (rows, out) = inp · Wᵀ + b over an input already rounded to bfloat16 (see `takesBFloat16Input`);
+    /// a backward then needs the same input, in bfloat16 too.
     public func forward(out: UnsafeMutablePointer<Float>, bfloat16Input inp: UnsafePointer<UInt16>, rows: Int) {
         precondition(takesBFloat16Input, "a bfloat16 input for a layer that reads float32")
         linearForward(out: out, inp: .bfloat16(inp), weight: weight.elements, bias: bias.value.data,
                       rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
+    }
+
+    /// `backward` over the forward's input rounded to bfloat16 (see `takesBFloat16Input`).
+    public func backward(dinp: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>,
+                         bfloat16Input inp: UnsafePointer<UInt16>, rows: Int) {
+        precondition(takesBFloat16Input, "a bfloat16 input for a layer that reads float32")
+        MatrixEngine.sharingRounding(of: dout, count: rows * outFeatures) {
+            linearBackward(dinp: dinp, dweight: weight.gradient?.data, dbias: bias.gradient?.data, dout: dout,
+                           inp: .bfloat16(inp), weight: weight.elements, rows: rows, inFeatures: inFeatures,
+                           outFeatures: outFeatures)
+        }
     }
 
     /// Accumulates into the trainable gradients and, when given, dinp.
