@@ -263,7 +263,10 @@ public enum MatrixEngine {
                 lock.lock()
                 let index = sharedCopies.lastIndex { $0.source == source && pthread_equal($0.thread, thread) != 0 }!
                 sharedCopies.remove(at: index)
-                if index < copyBuffers.count - 1 { copyBuffers.append(copyBuffers.remove(at: index)) }
+                // The later scopes' copies move down a place with their entries (LIFO: none).
+                if index < sharedCopies.count {
+                    copyBuffers.insert(copyBuffers.remove(at: index), at: sharedCopies.count)
+                }
                 lock.unlock()
             }
         }
