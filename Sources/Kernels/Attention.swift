@@ -78,7 +78,8 @@ public func attentionForward(
     MatrixEngine.sharingRounding(of: q, count: queries) {
         if let prefixKeys {
             gemm(transA: false, transB: true, m: T, n: P, k: hs, alpha: scale, a: q, lda: C, b: prefixKeys, ldb: C,
-                 beta: 0, c: probs, ldc: S, batch: layout.batch(a: layout.queries, b: layout.prefixShares, c: layout.scores))
+                 beta: 0, c: probs, ldc: S,
+                 batch: layout.batch(a: layout.queries, b: layout.prefixShares, c: layout.scores))
         }
         gemm(transA: false, transB: true, m: T, n: K, k: hs, alpha: scale, a: q, lda: C, b: k, ldb: C,
              beta: 0, c: probs + P, ldc: S, batch: layout.batch(a: layout.queries, b: layout.keys, c: layout.scores))
@@ -96,7 +97,8 @@ public func attentionForward(
     MatrixEngine.sharingRounding(of: weights, count: scores) {
         if let prefixValues {
             gemm(transA: false, transB: false, m: T, n: hs, k: P, a: weights, lda: S, b: prefixValues, ldb: C,
-                 beta: 0, c: out, ldc: C, batch: layout.batch(a: layout.scores, b: layout.prefixShares, c: layout.queries))
+                 beta: 0, c: out, ldc: C,
+                 batch: layout.batch(a: layout.scores, b: layout.prefixShares, c: layout.queries))
         }
         gemm(transA: false, transB: false, m: T, n: hs, k: K, a: weights + P, lda: S, b: v, ldb: C,
              beta: prefix == nil ? 0 : 1, c: out, ldc: C,
@@ -138,7 +140,8 @@ public func attentionBackward(
                      batch: layout.batch(a: layout.queries, b: layout.prefixShares, c: layout.scores))
             }
             gemm(transA: false, transB: true, m: T, n: K, k: hs, a: dout, lda: C, b: v, ldb: C,
-                 beta: 0, c: dscores + P, ldc: S, batch: layout.batch(a: layout.queries, b: layout.keys, c: layout.scores))
+                 beta: 0, c: dscores + P, ldc: S,
+                 batch: layout.batch(a: layout.queries, b: layout.keys, c: layout.scores))
             // d[prefix v; v_h] (S, hs) += weightsᵀ · dout_h
             if let prefixGradients {
                 gemm(transA: true, transB: false, m: P, n: hs, k: T, a: weights, lda: S, b: dout, ldb: C,

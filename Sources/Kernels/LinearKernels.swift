@@ -44,13 +44,13 @@ public func linearBackward(
     MatrixEngine.sharingRounding(of: dout, count: rows * outFeatures) {
         if let dinp {
             // (rows, out) · (out, in)
-            gemm(transA: false, transB: false, m: rows, n: inFeatures, k: outFeatures, a: .float32(dout), lda: outFeatures,
-                 b: weight, ldb: inFeatures, beta: 1, c: dinp, ldc: inFeatures)
+            gemm(transA: false, transB: false, m: rows, n: inFeatures, k: outFeatures,
+                 a: .float32(dout), lda: outFeatures, b: weight, ldb: inFeatures, beta: 1, c: dinp, ldc: inFeatures)
         }
         if let dweight {
             // (out, rows) · (rows, in)
-            gemm(transA: true, transB: false, m: outFeatures, n: inFeatures, k: rows, a: .float32(dout), lda: outFeatures,
-                 b: inp, ldb: inFeatures, beta: 1, c: dweight, ldc: inFeatures)
+            gemm(transA: true, transB: false, m: outFeatures, n: inFeatures, k: rows,
+                 a: .float32(dout), lda: outFeatures, b: inp, ldb: inFeatures, beta: 1, c: dweight, ldc: inFeatures)
         }
     }
     if let dbias {

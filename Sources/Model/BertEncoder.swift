@@ -184,7 +184,8 @@ public final class BertEncoder {
             w.query.forward(out: a.q.data, inp: queryInput, rows: queryRows, masks: maskSource(site + 3),
                             sequences: batchSequences)
             w.key.forward(out: a.k.data, inp: input, rows: rows, masks: maskSource(site + 4), sequences: batchSequences)
-            w.value.forward(out: a.v.data, inp: input, rows: rows, masks: maskSource(site + 5), sequences: batchSequences)
+            w.value.forward(out: a.v.data, inp: input, rows: rows, masks: maskSource(site + 5),
+                            sequences: batchSequences)
         }
         let attention = AttentionShape(batch: B, queries: positions, keys: T, prefix: shape.prompts, channels: C,
                                        heads: config.heads)
@@ -341,7 +342,9 @@ public final class BertEncoder {
                 w.output.backward(dinp: g.activated.data, dout: dBranch, bfloat16Input: $0, rows: queryRows)
             }
         } else {
-            if w.output.hasTrainable { geluForward(out: activated.data, inp: a.intermediate.data, count: queryRows * F) }
+            if w.output.hasTrainable {
+                geluForward(out: activated.data, inp: a.intermediate.data, count: queryRows * F)
+            }
             w.output.backward(dinp: g.activated.data, dout: dBranch, inp: activated.data, rows: queryRows,
                               masks: maskSource(site + 8))
         }
