@@ -216,9 +216,7 @@ public enum MatrixEngine {
             if let shared = sharedCopy(covering: pointer, span: span) { return UnsafeMutableRawPointer(shared) }
             let rounded = copyBuffer(index, count: span)
             index += 1
-            WorkCounter.timed(&WorkCounter.roundingSeconds) {
-                convertToBFloat16(out: rounded, inp: pointer, count: span)
-            }
+            round(pointer, count: span, into: rounded)
             return UnsafeMutableRawPointer(rounded)
         case .float32(let pointer):
             return UnsafeMutableRawPointer(mutating: pointer)
@@ -229,6 +227,11 @@ public enum MatrixEngine {
     private struct SharedCopy {
         let source: UnsafePointer<Float>, count: Int, thread: pthread_t
         var rounded: Bool
+
+        /// Whether this copy, made on `thread`, holds the `count` floats at `pointer`.
+        func covers(_ pointer: UnsafePointer<Float>, count: Int, on thread: pthread_t) -> Bool {
+            pthread_equal(self.thread, thread) != 0 && pointer >= source && pointer + count <= source + self.count
+        }
     }
 
     /// Whether `sharingRounding` scopes share their copies; off, every product rounds its own
@@ -251,9 +254,7 @@ public enum MatrixEngine {
         guard precision == .bf16, sharesRoundedCopies, count > 0 else { return try body() }
         lock.lock()
         let thread = pthread_self()
-        let covered = sharedCopies.contains {
-            pthread_equal($0.thread, thread) != 0 && source >= $0.source && source + count <= $0.source + $0.count
-        }
+        let covered = sharedCopies.contains { $0.covers(source, count: count, on: thread) }
         if !covered {
             sharedCopies.append(SharedCopy(source: source, count: count, thread: thread, rounded: false))
         }
@@ -278,18 +279,21 @@ public enum MatrixEngine {
     private static func sharedCopy(covering pointer: UnsafePointer<Float>, span: Int) -> UnsafeMutablePointer<UInt16>? {
         guard !sharedCopies.isEmpty else { return nil }
         let thread = pthread_self()
-        guard let index = sharedCopies.lastIndex(where: {
-            pthread_equal($0.thread, thread) != 0 && pointer >= $0.source && pointer + span <= $0.source + $0.count
-        }) else { return nil }
+        guard let index = sharedCopies.lastIndex(where: { $0.covers(pointer, count: span, on: thread) }) else {
+            return nil
+        }
         let entry = sharedCopies[index]
         let copy = copyBuffer(index, count: entry.count)
         if !entry.rounded {
-            WorkCounter.timed(&WorkCounter.roundingSeconds) {
-                convertToBFloat16(out: copy, inp: entry.source, count: entry.count)
-            }
+            round(entry.source, count: entry.count, into: copy)
             sharedCopies[index].rounded = true
         }
         return copy + (pointer - entry.source)
+    }
+
+    /// Rounds `count` floats into `copy`, timed as rounding.
+    private static func round(_ source: UnsafePointer<Float>, count: Int, into copy: UnsafeMutablePointer<UInt16>) {
+        WorkCounter.timed(&WorkCounter.roundingSeconds) { convertToBFloat16(out: copy, inp: source, count: count) }
     }
 
     /// Copy buffer `index`, holding at least `count` bfloat16 values. Called under `lock`.

@@ -209,8 +209,7 @@ public final class BertEncoder {
         if w.output.takesBFloat16Input {
             // Only the FF-out product reads GELU's output (backward recomputes it): written in
             // bfloat16, into half its buffer.
-            UnsafeMutableRawPointer(shared.activated.data).withMemoryRebound(to: UInt16.self, capacity: queryRows * F) {
-                geluForward(out: $0, inp: a.intermediate.data, count: queryRows * F)
+            withBFloat16GELU(of: a.intermediate, into: shared.activated, count: queryRows * F) {
                 w.output.forward(out: a.outputResidual.data, bfloat16Input: $0, rows: queryRows)
             }
         } else {
@@ -223,6 +222,16 @@ public final class BertEncoder {
         accumulate(into: a.outputResidual.data, a.attentionNormed.data, count: queryRows * C)
         w.outputNorm.forward(out: a.output.data, mean: a.outputMean.data, rstd: a.outputRstd.data,
                              inp: a.outputResidual.data, rows: queryRows)
+    }
+
+    /// Runs `body` with GELU of the first `count` floats of `input`, in bfloat16, written into the
+    /// first half of `buffer` (for a product that reads nothing else of it).
+    private func withBFloat16GELU(of input: Tensor, into buffer: Tensor, count: Int,
+                                  _ body: (UnsafePointer<UInt16>) -> Void) {
+        UnsafeMutableRawPointer(buffer.data).withMemoryRebound(to: UInt16.self, capacity: count) {
+            geluForward(out: $0, inp: input.data, count: count)
+            body($0)
+        }
     }
 
     /// Copies position 0 of each of the `shape.batch` sequences of `input` (B, T, C) into `buffer` (B, C).
@@ -337,8 +346,7 @@ public final class BertEncoder {
         // Only the FF-out layer's own gradients read its input: recompute it for them (in bfloat16
         // where only a product reads it).
         if w.output.weight.isTrainable && w.output.takesBFloat16Input {
-            UnsafeMutableRawPointer(activated.data).withMemoryRebound(to: UInt16.self, capacity: queryRows * F) {
-                geluForward(out: $0, inp: a.intermediate.data, count: queryRows * F)
+            withBFloat16GELU(of: a.intermediate, into: activated, count: queryRows * F) {
                 w.output.backward(dinp: g.activated.data, dout: dBranch, bfloat16Input: $0, rows: queryRows)
             }
         } else {

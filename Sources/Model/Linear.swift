@@ -203,11 +203,9 @@ public final class Linear {
     public func backward(dinp: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>,
                          bfloat16Input inp: UnsafePointer<UInt16>, rows: Int) {
         precondition(takesBFloat16Input, "a bfloat16 input for a layer that reads float32")
-        MatrixEngine.sharingRounding(of: dout, count: rows * outFeatures) {
-            linearBackward(dinp: dinp, dweight: weight.gradient?.data, dbias: bias.gradient?.data, dout: dout,
-                           inp: .bfloat16(inp), weight: weight.elements, rows: rows, inFeatures: inFeatures,
-                           outFeatures: outFeatures)
-        }
+        linearBackward(dinp: dinp, dweight: weight.gradient?.data, dbias: bias.gradient?.data, dout: dout,
+                       inp: .bfloat16(inp), weight: weight.elements, rows: rows, inFeatures: inFeatures,
+                       outFeatures: outFeatures)
     }
 
     /// Accumulates into the trainable gradients and, when given, dinp.
