@@ -3,7 +3,8 @@
 # multi-rank tests start `mpirun -np 2` themselves, the multi-host ones two network namespaces),
 # then the fuzz targets for a bounded time (FUZZ_SECONDS each, default 30) and the whole suite
 # again under AddressSanitizer. Ends with one "N passed, N failed" line for each suite.
-# `--quick` runs the first suite only.
+# `--quick` runs the first suite only; so does a failing first suite (the rest would take half
+# an hour to say the same run is red).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 quick=0
@@ -38,7 +39,9 @@ suite() {
 results=()
 status=0
 suite .build tests || status=$?
-if (( !quick )); then
+if (( !quick && status != 0 )); then
+    results+=("fuzz and AddressSanitizer: not run, the tests failed")
+elif (( !quick )); then
     FUZZ_SECONDS="${FUZZ_SECONDS:-30}" scripts/fuzz.sh && results+=("fuzz: no crash") \
         || { status=1; results+=("fuzz: a crash, see .build/fuzz/*-crashes/"); }
     # Leak reports are off: process-lifetime caches (oneDNN's primitives, MPI) are not leaks.

@@ -160,12 +160,21 @@ public final class SafeTensorsFile {
 
     /// Copies tensor `name` into `parameter`'s value; a missing tensor or another shape is an error
     /// naming the file and the tensor.
-    public func read(_ name: String, into parameter: Parameter) throws {
-        let info = try info(name)
-        guard info.shape == parameter.shape else {
-            throw InputError(path, "tensor '\(name)' has shape \(info.shape) but the model needs \(parameter.shape)")
+    public func read(_ name: String, into parameter: Parameter) throws { try read([(name, parameter)]) }
+
+    /// Copies each named tensor into its parameter, all or none: every name, shape and dtype is
+    /// checked before the first value changes, so a bad file leaves the parameters as they were.
+    public func read(_ pairs: [(name: String, parameter: Parameter)]) throws {
+        for (name, parameter) in pairs {
+            let info = try info(name)
+            guard info.shape == parameter.shape else {
+                throw InputError(path, "tensor '\(name)' has shape \(info.shape) but the model needs \(parameter.shape)")
+            }
+            guard [.f32, .f16, .bf16, .f64].contains(info.dtype) else {
+                throw InputError(path, "tensor '\(name)': dtype \(info.dtype.rawValue) is not a float type")
+            }
         }
-        try readFloats(name, into: parameter.value.data)
+        for (name, parameter) in pairs { try readFloats(name, into: parameter.value.data) }
     }
 
     /// Tensor `name` as a new float32 tensor of its own shape.

@@ -203,24 +203,17 @@ extension TaskHead {
     /// Starts the head from the one pretraining trained for `task` (its `heads.safetensors`).
     public func load(pretrainedHeads path: String, task: String) throws {
         let file = try SafeTensorsFile(path: path)
-        for parameter in parameters {
-            let name = Self.pretrainedName(task: task, parameter.name)
-            guard file.tensors[name] != nil else {
-                throw InputError(path, "holds no head for task '\(task)' (no tensor '\(name)'); it was pretrained on other tasks")
-            }
-            try file.read(name, into: parameter)
+        if let missing = parameters.first(where: { file.tensors[Self.pretrainedName(task: task, $0.name)] == nil }) {
+            let name = Self.pretrainedName(task: task, missing.name)
+            throw InputError(path, "holds no head for task '\(task)' (no tensor '\(name)'); it was pretrained on other tasks")
         }
+        try file.read(parameters.map { (Self.pretrainedName(task: task, $0.name), $0) })
     }
 }
 
 extension ContinuousPrompt {
     /// Starts the prompt from a pretrained one (`prompt.safetensors` from `PromptPretrainer`).
     public func load(pretrainedPrompt path: String) throws {
-        let file = try SafeTensorsFile(path: path)
-        let info = try file.info(embedding.name)
-        guard info.shape == embedding.shape else {
-            throw InputError(path, "prompt has shape \(info.shape) but this model's P-tuning v2 prompt is \(embedding.shape)")
-        }
-        try file.readFloats(embedding.name, into: embedding.value.data)
+        try SafeTensorsFile(path: path).read(embedding.name, into: embedding)
     }
 }

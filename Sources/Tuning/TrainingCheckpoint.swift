@@ -20,14 +20,7 @@ public enum TrainingCheckpoint {
     /// naming the file and the tensor; the model is then left unchanged.
     public static func read(_ path: String, into model: TunedModel) throws -> (state: [String: Tensor], metadata: [String: String]) {
         let file = try SafeTensorsFile(path: path)
-        // Validate everything first, so a bad file changes nothing.
-        for parameter in model.trainable {
-            let info = try file.info("param." + parameter.name)
-            guard info.shape == parameter.shape else {
-                throw InputError(path, "tensor 'param.\(parameter.name)' has shape \(info.shape) but the model needs \(parameter.shape)")
-            }
-        }
-        for parameter in model.trainable { try file.readFloats("param." + parameter.name, into: parameter.value.data) }
+        try file.read(model.trainable.map { ("param." + $0.name, $0) })
         var state: [String: Tensor] = [:]
         for name in file.names where name.hasPrefix("state.") { state[String(name.dropFirst(6))] = try file.tensor(name) }
         return (state, file.metadata)

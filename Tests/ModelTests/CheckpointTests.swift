@@ -57,6 +57,19 @@ final class CheckpointTests: XCTestCase {
         XCTAssertEqual(try file.tensor("b").array, [-2])
     }
 
+    func testReadingParametersIsAllOrNothing() throws {
+        let path = try temporaryFolder(self) + "/pair.safetensors"
+        try writeSafeTensors([("a", Tensor(shape: [2], values: [1, 2])), ("b", Tensor(shape: [3], values: [3, 4, 5]))],
+                             to: path)
+        let a = Parameter("a", Tensor(shape: [2], values: [7, 7])), b = Parameter("b", Tensor(shape: [2], values: [8, 8]))
+        let file = try SafeTensorsFile(path: path)
+        expectError("pair.safetensors: tensor 'b' has shape [3] but the model needs [2]") { try file.read([("a", a), ("b", b)]) }
+        XCTAssertEqual(a.value.array, [7, 7], "the first tensor was not read, as the second one's shape is wrong")
+        let c = Parameter("b", Tensor(shape: [3]))
+        try file.read([("a", a), ("b", c)])
+        XCTAssertEqual(a.value.array + c.value.array, [1, 2, 3, 4, 5])
+    }
+
     func testMissingTensorIsNamed() throws {
         let folder = try temporaryFolder(self)
         let weights = BertWeights(config: tinyConfig)
