@@ -11,7 +11,10 @@
 # A fraction below 1 is the few-shot case: pretraining and adaptation both see only that seeded
 # share of each task's training split (`--train-fraction`; dev and test stay whole). Extra
 # `ptune run` options go in RUN_OPTIONS (for example "--pretrain-steps 600"); PTUNE_BINARY as for
-# launch.sh (a binary built before, so runs that outlast an edit use one build).
+# launch.sh (a binary built before, so runs that outlast an edit use one build). SCRATCH_FROM: an
+# earlier study's folder whose runs from scratch this one reuses (copied in, kept by --resume):
+# a variant of pretraining or of the adaptation from it changes nothing from scratch, for the
+# same seed, fraction and temperature, so only the pretrained half runs again.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 seeds="${*:-1 2 3}"
@@ -23,6 +26,12 @@ for fraction in ${FRACTIONS:-1 0.1 0.01}; do
             run="$out/f$fraction-t$temperature-s$seed"
             [[ -f "$run/results.md" ]] && continue
             resume=()
+            scratch="${SCRATCH_FROM:-}/$(basename "$run")/scratch"
+            if [[ ! -d "$run" && -n "${SCRATCH_FROM:-}" ]]; then
+                [[ -f "$scratch/runs/sentiment/summary.json" ]] \
+                    || { echo "$scratch: no finished runs from scratch to reuse" >&2; exit 1; }
+                mkdir -p "$run" && cp -r "$scratch" "$run/scratch"
+            fi
             [[ -d "$run" ]] && resume=(--resume)  # an interrupted run continues
             echo "$(date +%T) pipeline: train fraction $fraction, temperature $temperature, seed $seed -> $run" >&2
             # shellcheck disable=SC2086  # RUN_OPTIONS are words
