@@ -117,6 +117,8 @@ struct Run: ParsableCommand {
     @Flag(inversion: .prefixedNo,
           help: "Start each task's head from the one pretraining trained for it, besides the prompt (--no-pretrained-heads: a fresh head).")
     var pretrainedHeads = true
+    @Option(help: "Peak learning rate of the adaptations from the pretrained prompt (default: --lr, as from scratch).")
+    var pretrainedLr: Float?
     @OptionGroup var job: JobOptions
     @OptionGroup var precision: PrecisionOptions
 
@@ -138,9 +140,9 @@ struct Run: ParsableCommand {
             let adaptation = try Adaptation(world: world, groups: groups, out: out, resume: resume,
                                             stage: "[from the pretrained prompt]")
             let pretrained = try adaptation.run(tasks: taskList.specs) {
-                options.settings(task: $0, model: model.folder, method: method, learningRate: learningRate.lr,
-                                 initialPrompt: out + "/pretrain/prompt.safetensors",
-                                 initialHead: pretrainedHeads ? heads : nil)
+                options.settings(task: $0, model: model.folder, method: method,
+                                 learningRate: pretrainedLr ?? learningRate.lr,
+                                 initialPrompt: out + "/pretrain/prompt.safetensors", initialHead: pretrainedHeads ? heads : nil)
             }
             // From scratch: the comparison, not part of the registry.
             let scratch = try Adaptation(world: world, groups: groups, out: out + "/scratch", resume: resume,

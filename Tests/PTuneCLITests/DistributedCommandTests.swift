@@ -174,7 +174,8 @@ final class DistributedCommandTests: XCTestCase {
                                                productsFolder.appendingPathComponent("ptune").path, "run", "--model", model,
                                                "--tasks", tasks, "--groups", "2", "--out", folder + "/pipeline",
                                                "--pretrain-steps", "4", "--pretrain-batch-size", "8", "--prompt-length", "4",
-                                               "--max-steps", "3", "--batch-size", "8", "--eval-every", "3"] + extra,
+                                               "--max-steps", "3", "--batch-size", "8", "--eval-every", "3",
+                                               "--lr", "2e-2", "--pretrained-lr", "5e-3"] + extra,
                            environment: ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
                                          "OMPI_MCA_btl_vader_single_copy_mechanism": "none"])
         }
@@ -210,6 +211,12 @@ final class DistributedCommandTests: XCTestCase {
                 XCTAssert(predicted.standardOutput.contains("\"label\""), predicted.standardOutput)
             }
         }
+        let rate = { (run: String) throws -> Double? in
+            let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(folder)/pipeline/\(run)/config.json")))
+            return (config as? [String: Any])?["lr"] as? Double
+        }
+        XCTAssertEqual(try XCTUnwrap(rate("runs/tiny")), 5e-3, accuracy: 1e-9, "from the pretrained prompt: --pretrained-lr")
+        XCTAssertEqual(try XCTUnwrap(rate("scratch/runs/tiny")), 2e-2, accuracy: 1e-9, "from scratch: --lr")
         XCTAssertTrue(FileManager.default.fileExists(atPath: folder + "/pipeline/pretrain/prompt.safetensors"))
         XCTAssertTrue(try String(contentsOfFile: folder + "/pipeline/results.md", encoding: .utf8).contains("from scratch"))
     }
