@@ -96,7 +96,7 @@ public enum BatchOrder: String, CaseIterable, Sendable {
 public enum Batching {
     /// Training order for one epoch.
     public static func trainingBatches(lengths: [Int], batchSize: Int, seed: UInt64,
-                                       order: BatchOrder = .bucketed) -> [[Int]] {
+                                       order: BatchOrder) -> [[Int]] {
         var random = SplitMix(seed: seed)
         var shuffled = Array(lengths.indices)
         shuffled.shuffle(using: &random)

@@ -31,6 +31,9 @@ public final class PromptPretrainer {
         public var warmupRatio: Float = 0.06
         public var weightDecay: Float = 0.01
         public var maxGradNorm: Float = 1
+        /// Bucketed: a pretraining step is one task's batch, counted in steps rather than epochs, so
+        /// the padding bucketing saves is pure time (the pipeline's budget); adaptation shuffles.
+        public var batching = BatchOrder.bucketed
 
         public init(tasks: [String], modelFolder: String) {
             self.tasks = tasks
@@ -146,7 +149,8 @@ public final class PromptPretrainer {
             .joined(separator: ", ") + "; \(prompt.embedding.value.count) shared prompt parameters")
         var cursors = [Int](repeating: 0, count: data.count), epochs = [Int](repeating: 0, count: data.count)
         var orders = data.indices.map { index in
-            Batching.trainingBatches(lengths: data[index].lengths, batchSize: settings.batchSize, seed: settings.seed &+ UInt64(index))
+            Batching.trainingBatches(lengths: data[index].lengths, batchSize: settings.batchSize,
+                                     seed: settings.seed &+ UInt64(index), order: settings.batching)
         }
         var lossSums = [Double](repeating: 0, count: data.count), stepsPerTask = [Int](repeating: 0, count: data.count)
         var metrics = ""
@@ -157,7 +161,8 @@ public final class PromptPretrainer {
                 epochs[task] += 1
                 cursors[task] = 0
                 orders[task] = Batching.trainingBatches(lengths: data[task].lengths, batchSize: settings.batchSize,
-                                                        seed: settings.seed &+ UInt64(task) &+ UInt64(epochs[task]) &* 0x9E37_79B9)
+                                                        seed: settings.seed &+ UInt64(task) &+ UInt64(epochs[task]) &* 0x9E37_79B9,
+                                                        order: settings.batching)
             }
             let members = orders[task][cursors[task]]
             cursors[task] += 1

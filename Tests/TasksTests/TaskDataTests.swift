@@ -148,10 +148,10 @@ final class TaskDataTests: XCTestCase {
 
     func testBatchesCoverEveryExampleOnceAndDependOnlyOnTheSeed() {
         let lengths = (0..<103).map { ($0 * 37) % 50 + 3 }
-        let a = Batching.trainingBatches(lengths: lengths, batchSize: 8, seed: 1)
+        let a = Batching.trainingBatches(lengths: lengths, batchSize: 8, seed: 1, order: .bucketed)
         XCTAssertEqual(a.flatMap { $0 }.sorted(), Array(0..<103))
-        XCTAssertEqual(a, Batching.trainingBatches(lengths: lengths, batchSize: 8, seed: 1))
-        XCTAssertNotEqual(a, Batching.trainingBatches(lengths: lengths, batchSize: 8, seed: 2))
+        XCTAssertEqual(a, Batching.trainingBatches(lengths: lengths, batchSize: 8, seed: 1, order: .bucketed))
+        XCTAssertNotEqual(a, Batching.trainingBatches(lengths: lengths, batchSize: 8, seed: 2, order: .bucketed))
         let spread = a.map { batch in batch.map { lengths[$0] }.max()! - batch.map { lengths[$0] }.min()! }
         XCTAssertLessThan(Double(spread.reduce(0, +)) / Double(spread.count), 10, "batches group similar lengths")
     }

@@ -215,6 +215,21 @@ final class TrainerTests: XCTestCase {
         }
     }
 
+    func testBatchesAreShuffledUnlessARunFromBeforeTheSettingBucketedThem() throws {
+        let lora = MethodSpec.lora(rank: 2, alpha: 4, dropout: 0, targets: ["query"])
+        var settings = TrainingSettings(taskSpec: "t.json", modelFolder: "m", method: lora)
+        XCTAssertEqual(settings.batching, .shuffled, "the Python stack's order is the default")
+        settings.batching = .bucketed
+        XCTAssertEqual(try TrainingSettings(json: settings.json, source: "config.json").batching, .bucketed)
+        var older = settings.json
+        older["batching"] = nil
+        XCTAssertEqual(try TrainingSettings(json: older, source: "config.json").batching, .bucketed)
+        older["batching"] = "sorted"
+        XCTAssertThrowsError(try TrainingSettings(json: older, source: "config.json")) { error in
+            XCTAssert("\(error)".contains("config.json: field 'batching' must be one of"), "\(error)")
+        }
+    }
+
     func testAdamWMatchesHandComputedSteps() {
         let parameter = Parameter("w", Kernels.Tensor(shape: [2], values: [1, -2]))
         parameter.setTrainable(true)
