@@ -142,7 +142,8 @@ struct Run: ParsableCommand {
             let pretrained = try adaptation.run(tasks: taskList.specs) {
                 options.settings(task: $0, model: model.folder, method: method,
                                  learningRate: pretrainedLr ?? learningRate.lr,
-                                 initialPrompt: out + "/pretrain/prompt.safetensors", initialHead: pretrainedHeads ? heads : nil)
+                                 initialPrompt: out + "/pretrain/prompt.safetensors",
+                                 initialHead: pretrainedHeads ? heads : nil)
             }
             // From scratch: the comparison, not part of the registry.
             let scratch = try Adaptation(world: world, groups: groups, out: out + "/scratch", resume: resume,

@@ -11,8 +11,9 @@ struct TrainOptions: ParsableArguments {
     @Option(help: "Epochs over the training split.") var epochs = 3
     @Option(help: "Train this many steps instead of --epochs.") var maxSteps: Int?
     @Option(help: "Examples per step: the global batch, shared by the ranks.") var batchSize = 32
-    @Option(help: ArgumentHelp("How an epoch is cut into batches: shuffled (as a PyTorch DataLoader) or bucketed "
-                               + "(similar lengths together: less padding, so faster, but LoRA learned tagging 1-3 points worse)."))
+    @Option(help: ArgumentHelp("How an epoch is cut into batches: shuffled (as a PyTorch DataLoader) or "
+                               + "bucketed (similar lengths together: less padding, so faster, but LoRA "
+                               + "learned tagging 1-3 points worse)."))
     var batching = BatchOrder.shuffled
     @Option(help: "AdamW weight decay (none on biases, LayerNorm and prompts).") var weightDecay: Float = 0.01
     @Option(help: "Share of the steps spent warming up the learning rate.") var warmupRatio: Float = 0.06

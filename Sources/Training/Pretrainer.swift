@@ -208,11 +208,12 @@ extension TaskHead {
     /// Starts the head from the one pretraining trained for `task` (its `heads.safetensors`).
     public func load(pretrainedHeads path: String, task: String) throws {
         let file = try SafeTensorsFile(path: path)
-        if let missing = parameters.first(where: { file.tensors[Self.pretrainedName(task: task, $0.name)] == nil }) {
-            let name = Self.pretrainedName(task: task, missing.name)
-            throw InputError(path, "holds no head for task '\(task)' (no tensor '\(name)'); it was pretrained on other tasks")
+        let names = parameters.map { Self.pretrainedName(task: task, $0.name) }
+        if let missing = names.first(where: { file.tensors[$0] == nil }) {
+            throw InputError(path, "holds no head for task '\(task)' (no tensor '\(missing)'); "
+                             + "it was pretrained on other tasks")
         }
-        try file.read(parameters.map { (Self.pretrainedName(task: task, $0.name), $0) })
+        try file.read(Array(zip(names, parameters)))
     }
 }
 
