@@ -12,9 +12,9 @@
 # prompt tokens (lr 1e-2), LoRA r 8 alpha 16 on query and value without dropout (PEFT's
 # default, lr 5e-4), full fine-tuning lr 5e-5; PTune's batches shuffled, as the stack's (its
 # default since 2026-12-07: runs named `ptune` from before were bucketed). PTUNE_OPTIONS adds
-# PTune options (a variant under study, named by VARIANT). Output: OUT (default runs/learning)/TASK-METHOD-STACK-sSEED.jsonl
-# (STACK: peer, ptune, or ptune-VARIANT), one line per epoch ({"epoch", "metric", "dev", "test"})
-# and a last line with the best dev epoch's scores. A finished run is kept, not redone.
+# PTune options (a variant under study, named by VARIANT). Output: OUT (default
+# runs/learning)/TASK-METHOD-STACK-sSEED.jsonl (STACK: peer, ptune, or ptune-VARIANT), one line
+# per epoch ({"epoch", "metric", "dev", "test"}) and a last line with the best dev epoch's scores. A finished run is kept, not redone.
 # PTUNE_BINARY: a ptune binary to use instead of building one (runs that outlast an edit).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

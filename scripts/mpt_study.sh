@@ -28,8 +28,7 @@ for fraction in ${FRACTIONS:-1 0.1 0.01}; do
             resume=()
             scratch="${SCRATCH_FROM:-}/$(basename "$run")/scratch"
             if [[ ! -d "$run" && -n "${SCRATCH_FROM:-}" ]]; then
-                [[ -f "$scratch/runs/sentiment/summary.json" ]] \
-                    || { echo "$scratch: no finished runs from scratch to reuse" >&2; exit 1; }
+                [[ -d "$scratch/runs" ]] || { echo "$scratch: no runs from scratch to reuse" >&2; exit 1; }
                 mkdir -p "$run" && cp -r "$scratch" "$run/scratch"
             fi
             [[ -d "$run" ]] && resume=(--resume)  # an interrupted run continues

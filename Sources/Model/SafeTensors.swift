@@ -14,6 +14,9 @@ public enum SafeTensorsDType: String, Sendable {
         case .i8, .u8, .bool: 1
         }
     }
+
+    /// Whether `readFloats` converts it (a float type).
+    public var isFloat: Bool { [.f64, .f32, .f16, .bf16].contains(self) }
 }
 
 /// Where one tensor lies in a safetensors file.
@@ -170,7 +173,7 @@ public final class SafeTensorsFile {
             guard info.shape == parameter.shape else {
                 throw InputError(path, "tensor '\(name)' has shape \(info.shape) but the model needs \(parameter.shape)")
             }
-            guard [.f32, .f16, .bf16, .f64].contains(info.dtype) else {
+            guard info.dtype.isFloat else {
                 throw InputError(path, "tensor '\(name)': dtype \(info.dtype.rawValue) is not a float type")
             }
         }

@@ -13,7 +13,7 @@ struct TrainOptions: ParsableArguments {
     @Option(help: "Examples per step: the global batch, shared by the ranks.") var batchSize = 32
     @Option(help: ArgumentHelp("How an epoch is cut into batches: shuffled (as a PyTorch DataLoader) or "
                                + "bucketed (similar lengths together: less padding, so faster, but LoRA "
-                               + "learned tagging 1-3 points worse)."))
+                               + "learned tagging 1 to 3.4 points worse)."))
     var batching = BatchOrder.shuffled
     @Option(help: "AdamW weight decay (none on biases, LayerNorm and prompts).") var weightDecay: Float = 0.01
     @Option(help: "Share of the steps spent warming up the learning rate.") var warmupRatio: Float = 0.06

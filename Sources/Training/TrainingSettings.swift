@@ -15,7 +15,7 @@ public struct TrainingSettings: Equatable {
     public var maxSteps: Int?
     public var batchSize: Int = 32
     /// Shuffled, as the Python stack's DataLoader: bucketed batches of one length each weigh a
-    /// short example's labelled pieces more and cost LoRA 1-5 points on tagging (README).
+    /// short example's labelled pieces more and cost LoRA 1 to 3.4 points on tagging (README).
     public var batching: BatchOrder = .shuffled
     public var learningRate: Float
     public var weightDecay: Float = 0.01
