@@ -47,12 +47,7 @@ done
 scripts/setup.sh
 python3 datasets/fetch.py
 # PTUNE_BINARY: a ptune built elsewhere (the tests' own build), used as it is.
-if [[ -n "${PTUNE_BINARY:-}" ]]; then
-    binary="$PTUNE_BINARY"
-else
-    swift build -c release --product ptune >&2
-    binary="$(swift build -c release --show-bin-path)/ptune"
-fi
+binary="$(scripts/ptune-binary.sh)"
 
 # Small enough for 2 cores in under 10 minutes, long enough that every task's adapter beats its
 # baseline: a short schedule learns faster at a higher rate and without prompt dropout (measured:

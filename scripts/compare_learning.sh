@@ -35,11 +35,7 @@ lr="${LR:-${rates[$method]}}"
 spec="datasets/$task.json"
 [[ -f "$spec" ]] || { echo "$spec: no such task spec" >&2; exit 2; }
 model="$(scripts/fetch-model.sh)"
-ptune="${PTUNE_BINARY:-}"
-if [[ -z "$ptune" ]]; then
-    swift build -c release --product ptune >&2
-    ptune="$(swift build -c release --show-bin-path)/ptune"
-fi
+ptune="$(scripts/ptune-binary.sh)"
 mkdir -p "$out"
 
 for seed in $seeds; do

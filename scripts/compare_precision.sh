@@ -14,14 +14,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 out="${1:-runs/precision}"; shift || true
 recipe=("$@")
 (( ${#recipe[@]} )) || recipe=(--method ptv2 --max-steps 300 --batch-size 16 --max-length 96 --eval-every 150)
-ptune="${PTUNE_BINARY:-}"
-if [[ -z "$ptune" ]]; then
-    swift build -c release --product ptune >&2
-    ptune="$(swift build -c release --show-bin-path)/ptune"
-fi
+ptune="$(scripts/ptune-binary.sh)"
 mkdir -p "$out"
-seeds="${SEEDS:-default}"
-for task in ${TASKS:-sentiment news hedge ner pos-oanc pos-wsj}; do
+seeds="${SEEDS:-default}" tasks="${TASKS:-sentiment news hedge ner pos-oanc pos-wsj}"
+for task in $tasks; do
     for seed in $seeds; do
         seeded=()
         [[ "$seed" == default ]] || seeded=(--seed "$seed")
@@ -35,7 +31,7 @@ for task in ${TASKS:-sentiment news hedge ner pos-oanc pos-wsj}; do
         wait
     done
 done
-python3 - "$out" "${TASKS:-sentiment news hedge ner pos-oanc pos-wsj}" "$seeds" <<'PY'
+python3 - "$out" "$tasks" "$seeds" <<'PY'
 import json, statistics, sys
 out, tasks, seeds = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
 def spread(values):
