@@ -7,7 +7,16 @@ piece. Added here: a seed, dev and test scored after every epoch, and PTune's pr
 (accuracy; token accuracy; entity F1 for BIO tags, as seqeval's default mode) so both stacks
 choose their best epoch by the same number. Writes one JSON line per epoch, then a summary line.
 
+As in peft_train.py, the model trains its first epoch in eval mode, without dropout:
+`from_pretrained` returns a model in eval mode and only `evaluate` switches it to training mode.
+
+With --trajectory STEPS (for scripts/compare_trajectory.sh), it instead takes STEPS steps on the
+whole training split as one batch, in training mode (dropout as the model's config.json says),
+without weight decay or warm-up, from the start values of --initial-prompt and --initial-head (the
+files `ptune adapt` takes), and writes one {"step", "loss", "norm"} line per step.
+
     python peer_learning.py MODEL_DIR SPEC ptv2|lora|full EPOCHS LR [--seed S] [--prompt-length P]
+        [--trajectory STEPS --initial-prompt FILE --initial-head FILE]
 """
 import argparse, csv, json, os, random, sys, time
 
@@ -19,6 +28,7 @@ parser = argparse.ArgumentParser()
 parser.add_argument("model"); parser.add_argument("spec"); parser.add_argument("method", choices=["ptv2", "lora", "full"])
 parser.add_argument("epochs", type=int); parser.add_argument("lr", type=float)
 parser.add_argument("--seed", type=int, default=0); parser.add_argument("--prompt-length", type=int, default=16)
+parser.add_argument("--trajectory", type=int); parser.add_argument("--initial-prompt"); parser.add_argument("--initial-head")
 args = parser.parse_args()
 torch.manual_seed(args.seed); random.seed(args.seed)
 torch.set_num_threads(os.cpu_count())
@@ -113,6 +123,35 @@ if args.method == "ptv2":
 elif args.method == "lora":
     model = get_peft_model(model, LoraConfig(task_type=task_type, r=8, lora_alpha=16, target_modules=["query", "value"]))
 train, dev, test = read("train"), read("dev"), read("test")
+
+
+def trajectory(steps):
+    from safetensors.torch import load_file
+    trained = dict(model.named_parameters())
+    with torch.no_grad():
+        if args.initial_prompt:
+            trained["prompt_encoder.default.embedding.weight"].copy_(
+                load_file(args.initial_prompt)["prompt_encoder.embedding.weight"])
+        if args.initial_head:
+            heads = load_file(args.initial_head)
+            for name in ("weight", "bias"):   # PEFT trains a copy: classifier.modules_to_save.default.NAME
+                target = next(p for n, p in trained.items()
+                              if "classifier." in n and n.endswith("." + name) and p.requires_grad)
+                target.copy_(heads[f"{spec['name']}/classifier.{name}"])
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=0)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, 1 - s / steps))
+    e, y = encode(train)
+    model.train()
+    for step in range(1, steps + 1):
+        loss = model(**e, labels=y).loss
+        loss.backward(); norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step(); schedule.step(); optimizer.zero_grad()
+        print(json.dumps({"step": step, "loss": loss.item(), "norm": norm.item()}), flush=True)
+
+
+if args.trajectory:
+    trajectory(args.trajectory)
+    sys.exit(0)
 optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=0.01)
 steps = args.epochs * ((len(train) + 31) // 32)
 schedule = torch.optim.lr_scheduler.LambdaLR(

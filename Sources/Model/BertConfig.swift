@@ -12,6 +12,8 @@ public struct BertConfig: Equatable, Sendable {
     public var layerNormEps: Float
     public var hiddenDropout: Float
     public var attentionDropout: Float
+    /// Dropout before a task's classifier (nil: `hiddenDropout`, as transformers' BERT heads).
+    public var classifierDropout: Float?
     public var padTokenId: Int
 
     /// Model types whose checkpoints share BERT's layout and computation.
@@ -20,7 +22,8 @@ public struct BertConfig: Equatable, Sendable {
     public init(
         vocabSize: Int, hiddenSize: Int, layers: Int, heads: Int, intermediateSize: Int,
         maxPositions: Int = 512, typeVocabSize: Int = 2, layerNormEps: Float = 1e-12,
-        hiddenDropout: Float = 0.1, attentionDropout: Float = 0.1, padTokenId: Int = 0
+        hiddenDropout: Float = 0.1, attentionDropout: Float = 0.1, classifierDropout: Float? = nil,
+        padTokenId: Int = 0
     ) {
         self.vocabSize = vocabSize
         self.hiddenSize = hiddenSize
@@ -32,6 +35,7 @@ public struct BertConfig: Equatable, Sendable {
         self.layerNormEps = layerNormEps
         self.hiddenDropout = hiddenDropout
         self.attentionDropout = attentionDropout
+        self.classifierDropout = classifierDropout
         self.padTokenId = padTokenId
     }
 
@@ -51,7 +55,8 @@ public struct BertConfig: Equatable, Sendable {
         guard typeVocabSize >= 2 else {
             throw InputError(path, "type_vocab_size must be at least 2 (text pairs use token type 1), not \(typeVocabSize)")
         }
-        for (key, value) in [("hidden_dropout_prob", hiddenDropout), ("attention_probs_dropout_prob", attentionDropout)]
+        for (key, value) in [("hidden_dropout_prob", hiddenDropout), ("attention_probs_dropout_prob", attentionDropout),
+                             ("classifier_dropout", headDropout)]
         where !(0..<1).contains(value) {
             throw InputError(path, "field '\(key)' must be in [0, 1), not \(value)")
         }
@@ -66,6 +71,9 @@ public struct BertConfig: Equatable, Sendable {
         }
     }
 
+    /// Dropout before a task's classifier: `classifier_dropout`, else `hidden_dropout_prob`.
+    public var headDropout: Float { classifierDropout ?? hiddenDropout }
+
     /// Channels per attention head.
     public var headSize: Int { hiddenSize / heads }
 }
@@ -77,6 +85,7 @@ extension BertConfig: Decodable {
         case heads = "num_attention_heads", intermediateSize = "intermediate_size"
         case maxPositions = "max_position_embeddings", typeVocabSize = "type_vocab_size", layerNormEps = "layer_norm_eps"
         case hiddenDropout = "hidden_dropout_prob", attentionDropout = "attention_probs_dropout_prob"
+        case classifierDropout = "classifier_dropout"
         case padTokenId = "pad_token_id"
     }
 
@@ -107,6 +116,7 @@ extension BertConfig: Decodable {
             layerNormEps: try fields.decodeIfPresent(Float.self, forKey: .layerNormEps) ?? 1e-12,
             hiddenDropout: try fields.decodeIfPresent(Float.self, forKey: .hiddenDropout) ?? 0.1,
             attentionDropout: try fields.decodeIfPresent(Float.self, forKey: .attentionDropout) ?? 0.1,
+            classifierDropout: try fields.decodeIfPresent(Float.self, forKey: .classifierDropout),
             padTokenId: try fields.decodeIfPresent(Int.self, forKey: .padTokenId) ?? 0)
     }
 }

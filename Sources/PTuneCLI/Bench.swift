@@ -57,7 +57,7 @@ struct Bench: ParsableCommand {
         let components = try spec.components(weights: weights, seed: 0)
         let tuned = TunedModel(weights: weights, components: components,
                                head: TaskHead(kind: .classification, labels: 2, hiddenSize: weights.config.hiddenSize,
-                                              dropout: weights.config.hiddenDropout, seed: 0))
+                                              dropout: weights.config.headDropout, seed: 0))
         try tuned.checkFits(maxLength: maxLength, option: "--max-length")
         let optimizer = AdamW(parameters: tuned.trainable)
         let frozenCache = cacheFrozenLayers ? FrozenOutputCache() : nil

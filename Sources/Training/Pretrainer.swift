@@ -97,7 +97,7 @@ public final class PromptPretrainer {
         models = specs.enumerated().map { index, spec in
             TunedModel(encoder: encoder, components: [shared],
                        head: TaskHead(kind: spec.kind, labels: spec.labels.count, hiddenSize: pretrained.config.hiddenSize,
-                                      dropout: pretrained.config.hiddenDropout, seed: settings.seed &+ UInt64(index) &+ 1))
+                                      dropout: pretrained.config.headDropout, seed: settings.seed &+ UInt64(index) &+ 1))
         }
         try models[0].checkFits(maxLength: settings.maxLength)
         exchanges = models.map { [communicator] in GradientExchange(communicator: communicator, parameters: $0.trainable) }

@@ -98,7 +98,7 @@ public final class Trainer {
             try prompt.load(pretrainedPrompt: initialPrompt)
         }
         let head = TaskHead(kind: spec.kind, labels: spec.labels.count, hiddenSize: pretrained.config.hiddenSize,
-                            dropout: settings.headDropout, seed: settings.seed &+ 1)
+                            dropout: pretrained.config.headDropout, seed: settings.seed &+ 1)
         if let initialHead = settings.initialHead { try head.load(pretrainedHeads: initialHead, task: spec.name) }
         model = TunedModel(weights: pretrained.weights, components: components, head: head)
         try model.checkFits(maxLength: settings.maxLength)

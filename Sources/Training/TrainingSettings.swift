@@ -34,8 +34,6 @@ public struct TrainingSettings: Equatable {
     /// The share of the training split trained on (a seeded sample; 1: all of it).
     public var trainFraction: Double = 1
     public var logEvery: Int = 10
-    /// Dropout before the classifier.
-    public var headDropout: Float = 0.1
     /// A pretrained prompt to start P-tuning v2 from (`prompt.safetensors` of `ptune pretrain`).
     public var initialPrompt: String?
     /// Pretraining's `heads.safetensors`: the task's head starts from the one pretrained for it.
@@ -60,7 +58,7 @@ public struct TrainingSettings: Equatable {
         var object: [String: Any] = [
             "task": taskSpec, "model": modelFolder, "method": method.json, "epochs": epochs, "batch_size": batchSize,
             "lr": learningRate, "weight_decay": weightDecay, "warmup_ratio": warmupRatio, "max_grad_norm": maxGradNorm,
-            "seed": seed, "max_length": maxLength, "log_every": logEvery, "head_dropout": headDropout,
+            "seed": seed, "max_length": maxLength, "log_every": logEvery,
             "precision": precision.rawValue, "batching": batching.rawValue,
         ]
         if let maxSteps { object["max_steps"] = maxSteps }
@@ -88,7 +86,6 @@ public struct TrainingSettings: Equatable {
         seed = UInt64(try fields.int("seed"))
         maxLength = try fields.int("max_length")
         logEvery = try fields.int("log_every")
-        headDropout = try fields.float("head_dropout")
         maxSteps = json["max_steps"] as? Int
         evalEvery = json["eval_every"] as? Int
         patience = json["patience"] as? Int
@@ -127,7 +124,6 @@ public struct TrainingSettings: Equatable {
         if let patience, patience <= 0 { throw InputError("--patience", "must be positive, not \(patience)") }
         guard maxLength >= 8 else { throw InputError("--max-length", "must be at least 8, not \(maxLength)") }
         try validateTrainFraction(trainFraction)
-        guard (0..<1).contains(headDropout) else { throw InputError("head_dropout", "must be in [0, 1), not \(headDropout)") }
         try validateOptimizer(learningRate: learningRate, weightDecay: weightDecay, warmupRatio: warmupRatio,
                               maxGradNorm: maxGradNorm)
     }

@@ -186,7 +186,7 @@ public enum PeftAdapter {
             throw InputError(file.file.path, "tensor '\(classifierName)' has shape \(classifierShape); a classifier is (labels, hidden)")
         }
         let labelCount = classifierShape[0]
-        let head = TaskHead(kind: kind, labels: labelCount, hiddenSize: config.hiddenSize, dropout: config.hiddenDropout, seed: 0)
+        let head = TaskHead(kind: kind, labels: labelCount, hiddenSize: config.hiddenSize, dropout: config.headDropout, seed: 0)
         try file.read(classifierName, into: head.classifier.weight)
         try file.read(loaded.classifierPrefix + "classifier.bias", into: head.classifier.bias)
         let labels = extras.json["labels"] as? [String]

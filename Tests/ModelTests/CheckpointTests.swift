@@ -134,4 +134,22 @@ final class CheckpointTests: XCTestCase {
             .write(toFile: folder + "/config.json", atomically: true, encoding: .utf8)
         expectError("hidden_size 380 is not a multiple of num_attention_heads 12") { _ = try PretrainedModel(folder: folder) }
     }
+
+    /// A head's dropout is the config's `classifier_dropout`, else `hidden_dropout_prob`, as in
+    /// transformers' BertForSequenceClassification and BertForTokenClassification.
+    func testHeadDropoutFollowsTheConfig() throws {
+        let path = try temporaryFolder(self) + "/config.json"
+        func headDropout(_ extra: String) throws -> Float {
+            try (#"{"model_type": "bert", "vocab_size": 8, "hidden_size": 4, "num_hidden_layers": 1, "#
+                 + #""num_attention_heads": 2, "intermediate_size": 8, "hidden_dropout_prob": 0.2"# + extra + "}")
+                .write(toFile: path, atomically: true, encoding: .utf8)
+            return try BertConfig(contentsOf: path).headDropout
+        }
+        XCTAssertEqual(try headDropout(""), 0.2)
+        XCTAssertEqual(try headDropout(#", "classifier_dropout": null"#), 0.2)
+        XCTAssertEqual(try headDropout(#", "classifier_dropout": 0.05"#), 0.05)
+        expectError("config.json: field 'classifier_dropout' must be in [0, 1), not 1.5") {
+            _ = try headDropout(#", "classifier_dropout": 1.5"#)
+        }
+    }
 }

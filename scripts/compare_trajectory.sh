@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Takes the same training steps in PTune and in the Python stack and prints both losses per step:
+# the first EXAMPLES training examples of TASK as one batch per step, from the same start values
+# (a seeded prompt and head, written here and read by both), with dropout off in the model's
+# config.json (a copy), no weight decay and no warm-up, so nothing random is left. Where the two
+# stacks' steps (forward, backward, clipping, AdamW, learning-rate schedule) are the same
+# computation, the losses agree to float32 rounding over every step; where they part, this shows
+# the step. LoRA is not offered: PTune draws LoRA's A matrices itself and cannot start from given ones.
+#
+#   [STEPS=30] [EXAMPLES=32] [LR=...] scripts/compare_trajectory.sh PEER_PYTHON TASK ptv2|full
+#
+# PEER_PYTHON: the Python stack's venv (see compare_learning.sh). Exit status 1 when a step's
+# losses differ by more than 1e-4 relative. PTUNE_BINARY: a ptune binary instead of building one.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+peer_python="$1" task="$2" method="$3"
+steps="${STEPS:-30}" examples="${EXAMPLES:-32}"
+declare -A rates=([ptv2]=1e-2 [full]=5e-5)
+declare -A options=([ptv2]="--method ptv2 --prompt-length 16 --prompt-dropout 0" [full]="--method full")
+[[ -n "${rates[$method]:-}" ]] || { echo "method must be ptv2 or full, not '$method'" >&2; exit 2; }
+lr="${LR:-${rates[$method]}}"
+spec="datasets/$task.json"
+[[ -f "$spec" ]] || { echo "$spec: no such task spec" >&2; exit 2; }
+model="$(scripts/fetch-model.sh)"
+ptune="$(scripts/ptune-binary.sh)"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+# The model without dropout, the task cut to its first examples (train, dev and test alike).
+mkdir "$work/model"
+for file in "$model"/*; do ln -s "$file" "$work/model/"; done
+rm "$work/model/config.json"
+python3 - "$model" "$spec" "$examples" "$work" <<'PY'
+import csv, io, json, os, sys
+model, spec_path, examples, work = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+config = json.load(open(os.path.join(model, "config.json")))
+config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, classifier_dropout=None)
+json.dump(config, open(os.path.join(work, "model", "config.json"), "w"))
+spec = json.load(open(spec_path))
+text = open(os.path.join(os.path.dirname(spec_path), spec["train"]), encoding="utf-8").read()
+if spec["format"] == "conll":
+    cut = "\n\n".join([block for block in text.split("\n\n") if block.strip()][:examples]) + "\n"
+elif spec["format"] == "jsonl":
+    cut = "".join(line + "\n" for line in text.splitlines() if line.strip())
+    cut = "".join(cut.splitlines(keepends=True)[:examples])
+else:
+    rows = list(csv.reader(io.StringIO(text)))
+    out = io.StringIO(); csv.writer(out).writerows(rows[:examples + 1]); cut = out.getvalue()
+name = "train." + spec["format"]
+open(os.path.join(work, name), "w", encoding="utf-8").write(cut)
+spec.update(train=name, dev=name, test=name)
+json.dump(spec, open(os.path.join(work, "task.json"), "w"))
+PY
+# Seeded start values in the files `ptune adapt` starts from: a prompt as PEFT draws one, N(0, 1),
+# and a head as transformers does, N(0, 0.02) weights and zero biases.
+"$peer_python" - "$work" "$method" <<'PY'
+import json, os, sys
+import torch
+from safetensors.torch import save_file
+work, method = sys.argv[1:]
+config = json.load(open(os.path.join(work, "model", "config.json")))
+spec = json.load(open(os.path.join(work, "task.json")))
+hidden, random = config["hidden_size"], torch.Generator().manual_seed(1)
+if method == "ptv2":
+    prompt = torch.randn(16, config["num_hidden_layers"] * 2 * hidden, generator=random)
+    save_file({"prompt_encoder.embedding.weight": prompt}, os.path.join(work, "prompt.safetensors"))
+head = {f"{spec['name']}/classifier.weight": 0.02 * torch.randn(len(spec["labels"]), hidden, generator=random),
+        f"{spec['name']}/classifier.bias": torch.zeros(len(spec["labels"]))}
+save_file(head, os.path.join(work, "heads.safetensors"))
+PY
+initial=(--initial-head "$work/heads.safetensors")
+[[ $method == ptv2 ]] && initial+=(--initial-prompt "$work/prompt.safetensors")
+
+# shellcheck disable=SC2086  # the options are words
+"$ptune" adapt --model "$work/model" --tasks "$work/task.json" ${options[$method]} --lr "$lr" \
+    --batch-size "$examples" --max-steps "$steps" --eval-every "$steps" --warmup-ratio 0 --weight-decay 0 \
+    --max-grad-norm 1 --max-length 128 --log-every 1 --precision fp32 "${initial[@]}" \
+    --out "$work/ptune" > "$work/ptune.log" 2>&1 || { cat "$work/ptune.log" >&2; exit 1; }
+OMP_NUM_THREADS=$(nproc) "$peer_python" scripts/peer_learning.py "$work/model" "$work/task.json" "$method" 1 "$lr" \
+    --trajectory "$steps" "${initial[@]}" > "$work/peer.jsonl" 2> "$work/peer.log" \
+    || { cat "$work/peer.log" >&2; exit 1; }
+
+python3 - "$work/ptune/runs/$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["name"])' "$spec")/metrics.jsonl" \
+    "$work/peer.jsonl" "$task" "$method" "$examples" <<'PY'
+import json, sys
+ours = [row["loss"] for row in map(json.loads, open(sys.argv[1])) if "loss" in row]
+theirs = [json.loads(line) for line in open(sys.argv[2])]
+task, method, examples = sys.argv[3:]
+print(f"{task} {method}: {examples} examples as one batch per step, no dropout, weight decay or warm-up\n")
+print("| step | PTune loss | stack loss | relative difference | stack's gradient norm |\n|---|---|---|---|---|")
+worst = 0.0
+for step, (a, b) in enumerate(zip(ours, theirs), 1):
+    difference = (a - b["loss"]) / abs(b["loss"])
+    worst = max(worst, abs(difference))
+    print(f"| {step} | {a:.6f} | {b['loss']:.6f} | {difference:+.1e} | {b['norm']:.4f} |")
+if len(ours) != len(theirs):
+    sys.exit(f"PTune logged {len(ours)} steps, the stack {len(theirs)}")
+print(f"\nlargest relative difference over {len(ours)} steps: {worst:.1e}")
+sys.exit(0 if worst <= 1e-4 else 1)
+PY
