@@ -7,16 +7,19 @@
 # computation, the losses agree to float32 rounding over every step; where they part, this shows
 # the step. LoRA is not offered: PTune draws LoRA's A matrices itself and cannot start from given ones.
 #
-#   [STEPS=30] [EXAMPLES=32] [LR=...] scripts/compare_trajectory.sh PEER_PYTHON TASK ptv2|full
+#   [STEPS=30] [EXAMPLES=32] [PROMPT_LENGTH=16] [LR=...] [KEEP=folder] \
+#   scripts/compare_trajectory.sh PEER_PYTHON TASK ptv2|full
 #
 # PEER_PYTHON: the Python stack's venv (see compare_learning.sh). Exit status 1 when a step's
 # losses differ by more than 1e-4 relative. PTUNE_BINARY: a ptune binary instead of building one.
+# KEEP: copy the cut task, the start values and the stack's losses there (how Tests/Fixtures/
+# trajectory was made, which TrainerTests replays in CI without the Python stack).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 peer_python="$1" task="$2" method="$3"
-steps="${STEPS:-30}" examples="${EXAMPLES:-32}"
+steps="${STEPS:-30}" examples="${EXAMPLES:-32}" prompt_length="${PROMPT_LENGTH:-16}"
 declare -A rates=([ptv2]=1e-2 [full]=5e-5)
-declare -A options=([ptv2]="--method ptv2 --prompt-length 16 --prompt-dropout 0" [full]="--method full")
+declare -A options=([ptv2]="--method ptv2 --prompt-length $prompt_length --prompt-dropout 0" [full]="--method full")
 [[ -n "${rates[$method]:-}" ]] || { echo "method must be ptv2 or full, not '$method'" >&2; exit 2; }
 lr="${LR:-${rates[$method]}}"
 spec="datasets/$task.json"
@@ -53,16 +56,16 @@ json.dump(spec, open(os.path.join(work, "task.json"), "w"))
 PY
 # Seeded start values in the files `ptune adapt` starts from: a prompt as PEFT draws one, N(0, 1),
 # and a head as transformers does, N(0, 0.02) weights and zero biases.
-"$peer_python" - "$work" "$method" <<'PY'
+"$peer_python" - "$work" "$method" "$prompt_length" <<'PY'
 import json, os, sys
 import torch
 from safetensors.torch import save_file
-work, method = sys.argv[1:]
+work, method, prompt_length = sys.argv[1], sys.argv[2], int(sys.argv[3])
 config = json.load(open(os.path.join(work, "model", "config.json")))
 spec = json.load(open(os.path.join(work, "task.json")))
 hidden, random = config["hidden_size"], torch.Generator().manual_seed(1)
 if method == "ptv2":
-    prompt = torch.randn(16, config["num_hidden_layers"] * 2 * hidden, generator=random)
+    prompt = torch.randn(prompt_length, config["num_hidden_layers"] * 2 * hidden, generator=random)
     save_file({"prompt_encoder.embedding.weight": prompt}, os.path.join(work, "prompt.safetensors"))
 head = {f"{spec['name']}/classifier.weight": 0.02 * torch.randn(len(spec["labels"]), hidden, generator=random),
         f"{spec['name']}/classifier.bias": torch.zeros(len(spec["labels"]))}
@@ -77,9 +80,13 @@ initial=(--initial-head "$work/heads.safetensors")
     --max-grad-norm 1 --max-length 128 --log-every 1 --precision fp32 "${initial[@]}" \
     --out "$work/ptune" > "$work/ptune.log" 2>&1 || { cat "$work/ptune.log" >&2; exit 1; }
 OMP_NUM_THREADS=$(nproc) "$peer_python" scripts/peer_learning.py "$work/model" "$work/task.json" "$method" 1 "$lr" \
-    --trajectory "$steps" "${initial[@]}" > "$work/peer.jsonl" 2> "$work/peer.log" \
+    --prompt-length "$prompt_length" --trajectory "$steps" "${initial[@]}" > "$work/peer.jsonl" 2> "$work/peer.log" \
     || { cat "$work/peer.log" >&2; exit 1; }
 
+if [[ -n "${KEEP:-}" ]]; then
+    mkdir -p "$KEEP"
+    cp "$work"/task.json "$work"/train.* "$work"/*.safetensors "$work/peer.jsonl" "$KEEP/"
+fi
 python3 - "$work/ptune/runs/$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["name"])' "$spec")/metrics.jsonl" \
     "$work/peer.jsonl" "$task" "$method" "$examples" <<'PY'
 import json, sys

@@ -100,11 +100,10 @@ final class TrainerTests: XCTestCase {
 
     /// With dropout off in the model, keeping the frozen layers' outputs changes nothing but the
     /// work: Freeze tuning over three epochs ends with the parameters it ends with without the cache.
-    func testCachingTheFrozenLayersTrainsAsComputingThemDoes() throws {
-        let task = try makeTask()
-        let folder = try temporaryFolder(self)
+    /// The pretrained model in a folder of links whose config.json turns every dropout off.
+    private func modelWithoutDropout() throws -> String {
         let original = try pretrainedModelFolder()
-        let model = folder + "/model-without-dropout"
+        let model = try temporaryFolder(self) + "/model-without-dropout"
         try FileManager.default.createDirectory(atPath: model, withIntermediateDirectories: true)
         for file in ["model.safetensors", "vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
         where FileManager.default.fileExists(atPath: original + "/" + file) {
@@ -114,8 +113,15 @@ final class TrainerTests: XCTestCase {
                                    as? [String: Any])
         config["hidden_dropout_prob"] = 0.0
         config["attention_probs_dropout_prob"] = 0.0
+        config["classifier_dropout"] = 0.0
         try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: model + "/config.json"))
+        return model
+    }
 
+    func testCachingTheFrozenLayersTrainsAsComputingThemDoes() throws {
+        let task = try makeTask()
+        let folder = try temporaryFolder(self)
+        let model = try modelWithoutDropout()
         var trainers: [Trainer] = []
         for cache in [false, true] {
             var settings = try settings(task, .freeze(layers: 2, modules: .ff), steps: 24, lr: 1e-3)
@@ -135,6 +141,32 @@ final class TrainerTests: XCTestCase {
         let losses = try [false, true].map { try metrics(folder + "/run-\($0)").compactMap { $0["loss"] as? Double } }
         XCTAssertEqual(losses[0].count, 12)
         for (x, y) in zip(losses[0], losses[1]) { XCTAssertEqual(x, y, accuracy: 1e-4) }
+    }
+
+    /// Eight steps of P-tuning v2 on 16 NER tweets as one batch, from the start values in
+    /// Fixtures/trajectory, lose what the Python stack's steps lose there (PyTorch + transformers +
+    /// PEFT, written by `KEEP=Tests/Fixtures/trajectory STEPS=8 EXAMPLES=16 PROMPT_LENGTH=4
+    /// scripts/compare_trajectory.sh PEER_PYTHON ner ptv2`): the forward and backward pass, gradient
+    /// clipping (the norm is above 1 for six of the steps), AdamW and the schedule, composed as the
+    /// trainer composes them. Without dropout, weight decay or warm-up nothing random is left.
+    func testStepsLoseWhatThePythonStacksStepsLose() throws {
+        let reference = fixture("trajectory")
+        var settings = TrainingSettings(taskSpec: reference + "/task.json", modelFolder: try modelWithoutDropout(),
+                                        method: .ptv2(length: 4, dropout: 0, positionOffset: nil), learningRate: 1e-2)
+        (settings.maxSteps, settings.batchSize, settings.evalEvery, settings.logEvery) = (8, 16, 8, 1)
+        (settings.warmupRatio, settings.weightDecay, settings.maxGradNorm) = (0, 0, 1)
+        (settings.initialPrompt, settings.initialHead) = (reference + "/prompt.safetensors", reference + "/heads.safetensors")
+        let run = try temporaryFolder(self) + "/run"
+        try Trainer(settings: settings, folder: run).run()
+        let losses = try metrics(run).compactMap { $0["loss"] as? Double }
+        let expected = try String(contentsOfFile: reference + "/peer.jsonl", encoding: .utf8).split(separator: "\n").map {
+            try XCTUnwrap((JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["loss"] as? Double)
+        }
+        XCTAssertEqual(losses.count, 8)
+        XCTAssertEqual(expected.count, 8)
+        for (step, (ours, theirs)) in zip(losses, expected).enumerated() {
+            XCTAssertEqual(ours, theirs, accuracy: 1e-4 * theirs, "step \(step + 1)")
+        }
     }
 
     func testBadDataStopsBeforeTheRunFolderIsWritten() throws {
