@@ -19,7 +19,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 peer_python="$1" task="$2" method="$3"
 steps="${STEPS:-30}" examples="${EXAMPLES:-32}" prompt_length="${PROMPT_LENGTH:-16}"
 declare -A rates=([ptv2]=1e-2 [full]=5e-5)
-declare -A options=([ptv2]="--method ptv2 --prompt-length $prompt_length --prompt-dropout 0" [full]="--method full")
+declare -A options=(
+    [ptv2]="--method ptv2 --prompt-length $prompt_length --prompt-dropout 0"
+    [full]="--method full"
+)
 [[ -n "${rates[$method]:-}" ]] || { echo "method must be ptv2 or full, not '$method'" >&2; exit 2; }
 lr="${LR:-${rates[$method]}}"
 spec="datasets/$task.json"

@@ -151,15 +151,18 @@ final class TrainerTests: XCTestCase {
     /// trainer composes them. Without dropout, weight decay or warm-up nothing random is left.
     func testStepsLoseWhatThePythonStacksStepsLose() throws {
         let reference = fixture("trajectory")
+        let method = MethodSpec.ptv2(length: 4, dropout: 0, positionOffset: nil)
         var settings = TrainingSettings(taskSpec: reference + "/task.json", modelFolder: try modelWithoutDropout(),
-                                        method: .ptv2(length: 4, dropout: 0, positionOffset: nil), learningRate: 1e-2)
+                                        method: method, learningRate: 1e-2)
         (settings.maxSteps, settings.batchSize, settings.evalEvery, settings.logEvery) = (8, 16, 8, 1)
         (settings.warmupRatio, settings.weightDecay, settings.maxGradNorm) = (0, 0, 1)
-        (settings.initialPrompt, settings.initialHead) = (reference + "/prompt.safetensors", reference + "/heads.safetensors")
+        settings.initialPrompt = reference + "/prompt.safetensors"
+        settings.initialHead = reference + "/heads.safetensors"
         let run = try temporaryFolder(self) + "/run"
         try Trainer(settings: settings, folder: run).run()
         let losses = try metrics(run).compactMap { $0["loss"] as? Double }
-        let expected = try String(contentsOfFile: reference + "/peer.jsonl", encoding: .utf8).split(separator: "\n").map {
+        let lines = try String(contentsOfFile: reference + "/peer.jsonl", encoding: .utf8).split(separator: "\n")
+        let expected = try lines.map {
             try XCTUnwrap((JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["loss"] as? Double)
         }
         XCTAssertEqual(losses.count, 8)
