@@ -47,8 +47,7 @@ text = open(os.path.join(os.path.dirname(spec_path), spec["train"]), encoding="u
 if spec["format"] == "conll":
     cut = "\n\n".join([block for block in text.split("\n\n") if block.strip()][:examples]) + "\n"
 elif spec["format"] == "jsonl":
-    cut = "".join(line + "\n" for line in text.splitlines() if line.strip())
-    cut = "".join(cut.splitlines(keepends=True)[:examples])
+    cut = "".join(line + "\n" for line in [line for line in text.splitlines() if line.strip()][:examples])
 else:
     rows = list(csv.reader(io.StringIO(text)))
     out = io.StringIO(); csv.writer(out).writerows(rows[:examples + 1]); cut = out.getvalue()
@@ -90,12 +89,12 @@ if [[ -n "${KEEP:-}" ]]; then
     mkdir -p "$KEEP"
     cp "$work"/task.json "$work"/train.* "$work"/*.safetensors "$work/peer.jsonl" "$KEEP/"
 fi
-python3 - "$work/ptune/runs/$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["name"])' "$spec")/metrics.jsonl" \
-    "$work/peer.jsonl" "$task" "$method" "$examples" <<'PY'
+python3 - "$work" "$task" "$method" "$examples" <<'PY'
 import json, sys
-ours = [row["loss"] for row in map(json.loads, open(sys.argv[1])) if "loss" in row]
-theirs = [json.loads(line) for line in open(sys.argv[2])]
-task, method, examples = sys.argv[3:]
+work, task, method, examples = sys.argv[1:]
+name = json.load(open(f"{work}/task.json"))["name"]
+ours = [row["loss"] for row in map(json.loads, open(f"{work}/ptune/runs/{name}/metrics.jsonl")) if "loss" in row]
+theirs = [json.loads(line) for line in open(f"{work}/peer.jsonl")]
 print(f"{task} {method}: {examples} examples as one batch per step, no dropout, weight decay or warm-up\n")
 print("| step | PTune loss | stack loss | relative difference | stack's gradient norm |\n|---|---|---|---|---|")
 worst = 0.0
