@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Takes the same training steps in PTune and in the Python stack and prints both losses per step:
 # the first EXAMPLES training examples of TASK as one batch per step, from the same start values
-# (a seeded prompt and head, written here and read by both), with dropout off in the model's
-# config.json (a copy), no weight decay and no warm-up, so nothing random is left. Where the two
-# stacks' steps (forward, backward, clipping, AdamW, learning-rate schedule) are the same
-# computation, the losses agree to float32 rounding over every step; where they part, this shows
-# the step. LoRA is not offered: PTune draws LoRA's A matrices itself and cannot start from given ones.
+# (a seeded prompt and head written here, or for LoRA an adapter PEFT writes, read by both), with
+# dropout off in the model's config.json (a copy), no weight decay and no warm-up, so nothing
+# random is left. Where the two stacks' steps (forward, backward, clipping, AdamW, learning-rate
+# schedule) are the same computation, the losses agree to float32 rounding over every step; where
+# they part, this shows the step.
 #
 #   [STEPS=30] [EXAMPLES=32] [PROMPT_LENGTH=16] [LR=...] [KEEP=folder] \
-#   scripts/compare_trajectory.sh PEER_PYTHON TASK ptv2|full
+#   scripts/compare_trajectory.sh PEER_PYTHON TASK ptv2|lora|full
 #
 # PEER_PYTHON: the Python stack's venv (see compare_learning.sh). Exit status 1 when a step's
 # losses differ by more than 1e-4 relative. PTUNE_BINARY: a ptune binary instead of building one.
@@ -18,12 +18,13 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 peer_python="$1" task="$2" method="$3"
 steps="${STEPS:-30}" examples="${EXAMPLES:-32}" prompt_length="${PROMPT_LENGTH:-16}"
-declare -A rates=([ptv2]=1e-2 [full]=5e-5)
+declare -A rates=([ptv2]=1e-2 [lora]=5e-4 [full]=5e-5)
 declare -A options=(
     [ptv2]="--method ptv2 --prompt-length $prompt_length --prompt-dropout 0"
+    [lora]="--method lora --lora-r 8 --lora-alpha 16 --lora-dropout 0 --lora-targets query,value"
     [full]="--method full"
 )
-[[ -n "${rates[$method]:-}" ]] || { echo "method must be ptv2 or full, not '$method'" >&2; exit 2; }
+[[ -n "${rates[$method]:-}" ]] || { echo "method must be ptv2, lora or full, not '$method'" >&2; exit 2; }
 lr="${LR:-${rates[$method]}}"
 spec="datasets/$task.json"
 [[ -f "$spec" ]] || { echo "$spec: no such task spec" >&2; exit 2; }
@@ -56,8 +57,10 @@ open(os.path.join(work, name), "w", encoding="utf-8").write(cut)
 spec.update(train=name, dev=name, test=name)
 json.dump(spec, open(os.path.join(work, "task.json"), "w"))
 PY
-# Seeded start values in the files `ptune adapt` starts from: a prompt as PEFT draws one, N(0, 1),
-# and a head as transformers does, N(0, 0.02) weights and zero biases.
+# Seeded start values: a prompt as PEFT draws one, N(0, 1), and a head as transformers does,
+# N(0, 0.02) weights and zero biases, in the files `ptune adapt` starts from; for LoRA, the adapter
+# folder PEFT saves (`ptune train --initial-adapter` reads it), its B matrices drawn N(0, 0.02)
+# rather than PEFT's zeros so that the A matrices' gradients are tested from the first step.
 "$peer_python" - "$work" "$method" "$prompt_length" <<'PY'
 import json, os, sys
 import torch
@@ -66,6 +69,21 @@ work, method, prompt_length = sys.argv[1], sys.argv[2], int(sys.argv[3])
 config = json.load(open(os.path.join(work, "model", "config.json")))
 spec = json.load(open(os.path.join(work, "task.json")))
 hidden, random = config["hidden_size"], torch.Generator().manual_seed(1)
+if method == "lora":
+    from peft import LoraConfig, TaskType, get_peft_model
+    from transformers import BertForSequenceClassification, BertForTokenClassification
+    tagging = spec["kind"] == "tagging"
+    torch.manual_seed(1)
+    model = (BertForTokenClassification if tagging else BertForSequenceClassification).from_pretrained(
+        os.path.join(work, "model"), num_labels=len(spec["labels"]))
+    model = get_peft_model(model, LoraConfig(task_type=TaskType.TOKEN_CLS if tagging else TaskType.SEQ_CLS, r=8,
+                                             lora_alpha=16, target_modules=["query", "value"]))
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.02, generator=random)
+    model.save_pretrained(os.path.join(work, "adapter"))
+    sys.exit(0)
 if method == "ptv2":
     prompt = torch.randn(prompt_length, config["num_hidden_layers"] * 2 * hidden, generator=random)
     save_file({"prompt_encoder.embedding.weight": prompt}, os.path.join(work, "prompt.safetensors"))
@@ -73,11 +91,17 @@ head = {f"{spec['name']}/classifier.weight": 0.02 * torch.randn(len(spec["labels
         f"{spec['name']}/classifier.bias": torch.zeros(len(spec["labels"]))}
 save_file(head, os.path.join(work, "heads.safetensors"))
 PY
-initial=(--initial-head "$work/heads.safetensors")
-[[ $method == ptv2 ]] && initial+=(--initial-prompt "$work/prompt.safetensors")
+case $method in
+    lora) initial=(--initial-adapter "$work/adapter") ;;
+    ptv2) initial=(--initial-head "$work/heads.safetensors" --initial-prompt "$work/prompt.safetensors") ;;
+    full) initial=(--initial-head "$work/heads.safetensors") ;;
+esac
 
+# `train` takes a whole adapter to start from, `adapt` a pretrained prompt and head.
+command=(adapt --tasks "$work/task.json")
+[[ $method == lora ]] && command=(train --task "$work/task.json")
 # shellcheck disable=SC2086  # the options are words
-"$ptune" adapt --model "$work/model" --tasks "$work/task.json" ${options[$method]} --lr "$lr" \
+"$ptune" "${command[@]}" --model "$work/model" ${options[$method]} --lr "$lr" \
     --batch-size "$examples" --max-steps "$steps" --eval-every "$steps" --warmup-ratio 0 --weight-decay 0 \
     --max-grad-norm 1 --max-length 128 --log-every 1 --precision fp32 "${initial[@]}" \
     --out "$work/ptune" > "$work/ptune.log" 2>&1 || { cat "$work/ptune.log" >&2; exit 1; }
@@ -87,13 +111,15 @@ OMP_NUM_THREADS=$(nproc) "$peer_python" scripts/peer_learning.py "$work/model" "
 
 if [[ -n "${KEEP:-}" ]]; then
     mkdir -p "$KEEP"
-    cp "$work"/task.json "$work"/train.* "$work"/*.safetensors "$work/peer.jsonl" "$KEEP/"
+    cp -r "$work"/task.json "$work"/train.* "$work/peer.jsonl" "$KEEP/"
+    cp -r "$work"/*.safetensors "$work"/adapter "$KEEP/" 2>/dev/null || true
+    rm -f "$KEEP/adapter/README.md"   # PEFT's model card template
 fi
 python3 - "$work" "$task" "$method" "$examples" <<'PY'
-import json, sys
+import glob, json, sys
 work, task, method, examples = sys.argv[1:]
-name = json.load(open(f"{work}/task.json"))["name"]
-ours = [row["loss"] for row in map(json.loads, open(f"{work}/ptune/runs/{name}/metrics.jsonl")) if "loss" in row]
+losses, = glob.glob(f"{work}/ptune/metrics.jsonl") + glob.glob(f"{work}/ptune/runs/*/metrics.jsonl")  # train, adapt
+ours = [row["loss"] for row in map(json.loads, open(losses)) if "loss" in row]
 theirs = [json.loads(line) for line in open(f"{work}/peer.jsonl")]
 print(f"{task} {method}: {examples} examples as one batch per step, no dropout, weight decay or warm-up\n")
 print("| step | PTune loss | stack loss | relative difference | stack's gradient norm |\n|---|---|---|---|---|")

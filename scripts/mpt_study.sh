@@ -14,7 +14,7 @@
 # launch.sh (a binary built before, so runs that outlast an edit use one build). SCRATCH_FROM: an
 # earlier study's folder whose runs from scratch this one reuses (copied in, kept by --resume):
 # a variant of pretraining or of the adaptation from it changes nothing from scratch, for the
-# same seed, fraction and temperature, so only the pretrained half runs again.
+# same seed and fraction (at any temperature), so only the pretrained half runs again.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 seeds="${*:-1 2 3}"
@@ -26,9 +26,11 @@ for fraction in ${FRACTIONS:-1 0.1 0.01}; do
             run="$out/f$fraction-t$temperature-s$seed"
             [[ -f "$run/results.md" ]] && continue
             resume=()
-            scratch="${SCRATCH_FROM:-}/$(basename "$run")/scratch"
+            # Temperature only shapes pretraining: a run from scratch at any temperature will do.
+            scratch="$(compgen -G "${SCRATCH_FROM:-}/f$fraction-t*-s$seed/scratch" | head -1 || true)"
             if [[ ! -d "$run" && -n "${SCRATCH_FROM:-}" ]]; then
-                [[ -d "$scratch/runs" ]] || { echo "$scratch: no runs from scratch to reuse" >&2; exit 1; }
+                [[ -d "$scratch/runs" ]] || { echo "$SCRATCH_FROM/f$fraction-t*-s$seed: no runs from scratch" \
+                    "to reuse" >&2; exit 1; }
                 mkdir -p "$run" && cp -r "$scratch" "$run/scratch"
             fi
             [[ -d "$run" ]] && resume=(--resume)  # an interrupted run continues

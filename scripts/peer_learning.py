@@ -13,15 +13,16 @@ As in peft_train.py, the model trains its first epoch in eval mode, without drop
 With --trajectory STEPS (for scripts/compare_trajectory.sh), it instead takes STEPS steps on the
 whole training split as one batch, in training mode (dropout as the model's config.json says),
 without weight decay or warm-up, from the start values of --initial-prompt and --initial-head (the
-files `ptune adapt` takes), and writes one {"step", "loss", "norm"} line per step.
+files `ptune adapt` takes) or, for LoRA, of the PEFT adapter folder --initial-adapter (which
+`ptune train --initial-adapter` takes), and writes one {"step", "loss", "norm"} line per step.
 
     python peer_learning.py MODEL_DIR SPEC ptv2|lora|full EPOCHS LR [--seed S] [--prompt-length P]
-        [--trajectory STEPS --initial-prompt FILE --initial-head FILE]
+        [--trajectory STEPS (--initial-prompt FILE --initial-head FILE | --initial-adapter DIR)]
 """
 import argparse, csv, json, os, random, sys, time
 
 import torch
-from peft import LoraConfig, PrefixTuningConfig, TaskType, get_peft_model
+from peft import LoraConfig, PeftModel, PrefixTuningConfig, TaskType, get_peft_model
 from transformers import BertForSequenceClassification, BertForTokenClassification, BertTokenizerFast
 
 parser = argparse.ArgumentParser()
@@ -29,6 +30,7 @@ parser.add_argument("model"); parser.add_argument("spec"); parser.add_argument("
 parser.add_argument("epochs", type=int); parser.add_argument("lr", type=float)
 parser.add_argument("--seed", type=int, default=0); parser.add_argument("--prompt-length", type=int, default=16)
 parser.add_argument("--trajectory", type=int); parser.add_argument("--initial-prompt"); parser.add_argument("--initial-head")
+parser.add_argument("--initial-adapter")
 args = parser.parse_args()
 torch.manual_seed(args.seed); random.seed(args.seed)
 torch.set_num_threads(os.cpu_count())
@@ -120,6 +122,8 @@ model = Model.from_pretrained(args.model, num_labels=len(labels))
 if args.method == "ptv2":
     model = get_peft_model(model, PrefixTuningConfig(task_type=task_type, num_virtual_tokens=args.prompt_length,
                                                      prefix_projection=False))
+elif args.method == "lora" and args.initial_adapter:
+    model = PeftModel.from_pretrained(model, args.initial_adapter, is_trainable=True)
 elif args.method == "lora":
     model = get_peft_model(model, LoraConfig(task_type=task_type, r=8, lora_alpha=16, target_modules=["query", "value"]))
 train, dev, test = read("train"), read("dev"), read("test")

@@ -25,6 +25,10 @@ struct Train: ParsableCommand {
 
     @OptionGroup var options: TrainOptions
     @OptionGroup var methodOptions: MethodTrainingOptions
+    @Option(help: ArgumentHelp("Start every trainable parameter, head included, from this adapter folder (PTune's "
+                               + "or PEFT's, of this method and settings): to train it further, or to start two "
+                               + "stacks from one point."))
+    var initialAdapter: String?
     @OptionGroup var precision: PrecisionOptions
 
     func run() throws {
@@ -43,8 +47,9 @@ struct Train: ParsableCommand {
             guard let task else { throw ValidationError("--task is required (or --resume to continue the run in --out)") }
             let spec = try method.spec()   // before the precision's log line: a missing --method is the one message
             try precision.apply()
-            let settings = options.settings(task: task, model: model.folder, method: spec,
+            var settings = options.settings(task: task, model: model.folder, method: spec,
                                             learningRate: methodOptions.lr, cacheFrozenLayers: methodOptions.cacheFrozenLayers)
+            settings.initialAdapter = initialAdapter.map(absolute)
             trainer = try Trainer(settings: settings, folder: out, communicator: communicator)
         }
         if let summary = try trainer.run(), communicator.isRoot {

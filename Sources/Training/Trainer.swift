@@ -100,7 +100,16 @@ public final class Trainer {
         let head = TaskHead(kind: spec.kind, labels: spec.labels.count, hiddenSize: pretrained.config.hiddenSize,
                             dropout: pretrained.config.headDropout, seed: settings.seed &+ 1)
         if let initialHead = settings.initialHead { try head.load(pretrainedHeads: initialHead, task: spec.name) }
-        model = TunedModel(weights: pretrained.weights, components: components, head: head)
+        let model = TunedModel(weights: pretrained.weights, components: components, head: head)
+        if let initialAdapter = settings.initialAdapter {
+            // Reading an adapter attaches its components to the weights it is given (or overwrites
+            // them), so it gets a copy of the checkpoint of its own.
+            try communicator.agreed(Result {
+                try PeftAdapter.readStartValues(initialAdapter, into: model, method: settings.method,
+                                                weights: PretrainedModel(folder: settings.modelFolder).weights)
+            })
+        }
+        self.model = model
         try model.checkFits(maxLength: settings.maxLength)
         optimizer = AdamW(parameters: model.trainable, weightDecay: settings.weightDecay)
         exchange = GradientExchange(communicator: communicator, parameters: model.trainable)

@@ -38,6 +38,9 @@ public struct TrainingSettings: Equatable {
     public var initialPrompt: String?
     /// Pretraining's `heads.safetensors`: the task's head starts from the one pretrained for it.
     public var initialHead: String?
+    /// An adapter folder (PTune's or PEFT's, of this method) whose values every trainable
+    /// parameter starts from: to continue training it, or to start two stacks from one point.
+    public var initialAdapter: String?
     /// Run the layers below the lowest trainable one without dropout and keep their output per
     /// training example, so epochs after the first skip them (Freeze tuning; see `FrozenOutputCache`).
     public var cacheFrozenLayers = false
@@ -67,6 +70,7 @@ public struct TrainingSettings: Equatable {
         if let checkpointEvery { object["checkpoint_every"] = checkpointEvery }
         if let initialPrompt { object["initial_prompt"] = initialPrompt }
         if let initialHead { object["initial_head"] = initialHead }
+        if let initialAdapter { object["initial_adapter"] = initialAdapter }
         if cacheFrozenLayers { object["cache_frozen_layers"] = true }
         if evaluateTest { object["evaluate_test"] = true }
         if trainFraction < 1 { object["train_fraction"] = trainFraction }
@@ -92,6 +96,7 @@ public struct TrainingSettings: Equatable {
         checkpointEvery = json["checkpoint_every"] as? Int
         initialPrompt = json["initial_prompt"] as? String
         initialHead = json["initial_head"] as? String
+        initialAdapter = json["initial_adapter"] as? String
         cacheFrozenLayers = json["cache_frozen_layers"] as? Bool ?? false
         evaluateTest = json["evaluate_test"] as? Bool ?? false
         trainFraction = json["train_fraction"] as? Double ?? 1
@@ -123,6 +128,10 @@ public struct TrainingSettings: Equatable {
         }
         if let patience, patience <= 0 { throw InputError("--patience", "must be positive, not \(patience)") }
         guard maxLength >= 8 else { throw InputError("--max-length", "must be at least 8, not \(maxLength)") }
+        if initialAdapter != nil && (initialPrompt != nil || initialHead != nil) {
+            throw InputError("--initial-adapter", "sets every start value, so it does not combine with a pretrained "
+                             + "prompt or head")
+        }
         try validateTrainFraction(trainFraction)
         try validateOptimizer(learningRate: learningRate, weightDecay: weightDecay, warmupRatio: warmupRatio,
                               maxGradNorm: maxGradNorm)

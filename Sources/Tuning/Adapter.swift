@@ -208,6 +208,35 @@ public enum PeftAdapter {
                                baseModel: (fields.json["base_model_name_or_path"] as? String) ?? "")
         return (model, info)
     }
+
+    /// Sets every trainable parameter of `model` (a new run of `method`) to its value in the
+    /// adapter at `folder`, read onto `weights`: a checkpoint of the run's model of its own, which
+    /// reading modifies. The adapter must be of the same method, train the same parameters in the
+    /// same shapes and have a head as wide; settings that hold no values (dropout) may differ.
+    public static func readStartValues(_ folder: String, into model: TunedModel, method: MethodSpec,
+                                       weights: BertWeights) throws {
+        let (adapter, info) = try read(folder, weights: weights)
+        guard info.spec.name == method.name else {
+            throw InputError(folder, "holds a \(info.spec.name) adapter; this run trains \(method.name)")
+        }
+        guard adapter.head.labelCount == model.head.labelCount, info.kind == model.head.kind else {
+            throw InputError(folder, "the adapter's head (\(info.kind.rawValue), \(adapter.head.labelCount) labels) "
+                             + "does not fit this task's (\(model.head.kind.rawValue), \(model.head.labelCount) labels)")
+        }
+        let trained = Set(model.trainable.map(\.name))
+        if let extra = adapter.trainable.map(\.name).first(where: { !trained.contains($0) }) {
+            throw InputError(folder, "the adapter trains \(extra), which this run does not (are its settings "
+                             + "\(info.spec.json) this run's \(method.json)?)")
+        }
+        for parameter in model.trainable {
+            guard let stored = adapter.parameters[parameter.name], stored.shape == parameter.shape else {
+                let found = adapter.parameters[parameter.name].map { "shape \($0.shape)" } ?? "nothing"
+                throw InputError(folder, "this run trains \(parameter.name) of shape \(parameter.shape); the adapter "
+                                 + "holds \(found) for it (are its settings \(info.spec.json) this run's \(method.json)?)")
+            }
+            parameter.value.copy(from: stored.value)
+        }
+    }
 }
 
 /// An adapter's tensors, read by name into parameters of the same shape, remembering which

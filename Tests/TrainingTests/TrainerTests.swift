@@ -149,15 +149,17 @@ final class TrainerTests: XCTestCase {
     /// scripts/compare_trajectory.sh PEER_PYTHON ner ptv2`): the forward and backward pass, gradient
     /// clipping (the norm is above 1 for six of the steps), AdamW and the schedule, composed as the
     /// trainer composes them. Without dropout, weight decay or warm-up nothing random is left.
-    func testStepsLoseWhatThePythonStacksStepsLose() throws {
-        let reference = fixture("trajectory")
-        let method = MethodSpec.ptv2(length: 4, dropout: 0, positionOffset: nil)
+    /// Takes the steps `scripts/compare_trajectory.sh` took into the fixture `name` (16 NER tweets
+    /// as one batch a step, dropout off, no weight decay or warm-up) and checks each step's loss
+    /// against the Python stack's. `startFrom` sets the fixture's start values in the settings.
+    private func replayTrajectory(_ name: String, _ method: MethodSpec, lr: Float,
+                                  startFrom: (inout TrainingSettings, String) -> Void) throws {
+        let reference = fixture(name)
         var settings = TrainingSettings(taskSpec: reference + "/task.json", modelFolder: try modelWithoutDropout(),
-                                        method: method, learningRate: 1e-2)
+                                        method: method, learningRate: lr)
         (settings.maxSteps, settings.batchSize, settings.evalEvery, settings.logEvery) = (8, 16, 8, 1)
         (settings.warmupRatio, settings.weightDecay, settings.maxGradNorm) = (0, 0, 1)
-        settings.initialPrompt = reference + "/prompt.safetensors"
-        settings.initialHead = reference + "/heads.safetensors"
+        startFrom(&settings, reference)
         let run = try temporaryFolder(self) + "/run"
         try Trainer(settings: settings, folder: run).run()
         let losses = try metrics(run).compactMap { $0["loss"] as? Double }
@@ -170,6 +172,52 @@ final class TrainerTests: XCTestCase {
         for (step, (ours, theirs)) in zip(losses, expected).enumerated() {
             XCTAssertEqual(ours, theirs, accuracy: 1e-4 * theirs, "step \(step + 1)")
         }
+    }
+
+    func testStepsLoseWhatThePythonStacksStepsLose() throws {
+        try replayTrajectory("trajectory", .ptv2(length: 4, dropout: 0, positionOffset: nil), lr: 1e-2) {
+            $0.initialPrompt = $1 + "/prompt.safetensors"
+            $0.initialHead = $1 + "/heads.safetensors"
+        }
+    }
+
+    /// LoRA from an adapter PEFT saved (random B matrices, so every LoRA gradient counts from step 1).
+    func testLoRAStepsLoseWhatThePythonStacksStepsLose() throws {
+        try replayTrajectory("trajectory-lora", .lora(rank: 8, alpha: 16, dropout: 0, targets: ["query", "value"]),
+                             lr: 5e-4) { $0.initialAdapter = $1 + "/adapter" }
+    }
+
+    func testARunStartsFromTheValuesOfTheAdapterItIsGiven() throws {
+        let task = try makeTask()
+        let folder = try temporaryFolder(self)
+        let lora = MethodSpec.lora(rank: 2, alpha: 4, dropout: 0, targets: ["query"])
+        let first = try Trainer(settings: try settings(task, lora, steps: 4, lr: 1e-2), folder: folder + "/first")
+        try first.run()
+        var next = try settings(task, .lora(rank: 2, alpha: 4, dropout: 0.1, targets: ["query"]), steps: 4)
+        next.initialAdapter = folder + "/first/best_adapter"
+        next.seed = 7   // other draws: the values must come from the adapter
+        let started = try Trainer(settings: next, folder: folder + "/next")
+        let pretrained = try PretrainedModel(folder: try pretrainedModelFolder())
+        let (adapter, _) = try PeftAdapter.read(folder + "/first/best_adapter", weights: pretrained.weights)
+        XCTAssertEqual(started.model.trainable.map(\.name), adapter.trainable.map(\.name))
+        for (ours, stored) in zip(started.model.trainable, adapter.trainable) {
+            XCTAssertTrue(ours.value.holdsSameValues(as: stored.value), ours.name)
+        }
+
+        let refusals: [(MethodSpec, String)] = [
+            (.ptv2(length: 4, dropout: 0, positionOffset: nil), "holds a lora adapter; this run trains ptv2"),
+            (.lora(rank: 4, alpha: 4, dropout: 0, targets: ["query"]), "the adapter holds shape [2, 384] for it"),
+            (.lora(rank: 2, alpha: 4, dropout: 0, targets: ["query", "value"]), "the adapter holds nothing for it"),
+        ]
+        for (index, (method, message)) in refusals.enumerated() {
+            var wrong = try settings(task, method, steps: 4)
+            wrong.initialAdapter = folder + "/first/best_adapter"
+            XCTAssertThrowsError(try Trainer(settings: wrong, folder: folder + "/wrong\(index)")) { error in
+                XCTAssert("\(error)".contains(message) && "\(error)".contains("best_adapter"), "\(error)")
+            }
+        }
+        next.initialHead = folder + "/heads.safetensors"
+        XCTAssertThrowsError(try next.validate()) { XCTAssert("\($0)".contains("--initial-adapter"), "\($0)") }
     }
 
     func testBadDataStopsBeforeTheRunFolderIsWritten() throws {
