@@ -76,8 +76,9 @@ if method == "lora":
     torch.manual_seed(1)
     model = (BertForTokenClassification if tagging else BertForSequenceClassification).from_pretrained(
         os.path.join(work, "model"), num_labels=len(spec["labels"]))
-    model = get_peft_model(model, LoraConfig(task_type=TaskType.TOKEN_CLS if tagging else TaskType.SEQ_CLS, r=8,
-                                             lora_alpha=16, target_modules=["query", "value"]))
+    task_type = TaskType.TOKEN_CLS if tagging else TaskType.SEQ_CLS
+    lora = LoraConfig(task_type=task_type, r=8, lora_alpha=16, target_modules=["query", "value"])
+    model = get_peft_model(model, lora)
     with torch.no_grad():
         for name, parameter in model.named_parameters():
             if "lora_B" in name:
@@ -118,7 +119,8 @@ fi
 python3 - "$work" "$task" "$method" "$examples" <<'PY'
 import glob, json, sys
 work, task, method, examples = sys.argv[1:]
-losses, = glob.glob(f"{work}/ptune/metrics.jsonl") + glob.glob(f"{work}/ptune/runs/*/metrics.jsonl")  # train, adapt
+# `train` writes its metrics in its folder, `adapt` in the task's run below it.
+losses, = glob.glob(f"{work}/ptune/metrics.jsonl") + glob.glob(f"{work}/ptune/runs/*/metrics.jsonl")
 ours = [row["loss"] for row in map(json.loads, open(losses)) if "loss" in row]
 theirs = [json.loads(line) for line in open(f"{work}/peer.jsonl")]
 print(f"{task} {method}: {examples} examples as one batch per step, no dropout, weight decay or warm-up\n")

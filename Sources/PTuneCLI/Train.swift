@@ -25,9 +25,9 @@ struct Train: ParsableCommand {
 
     @OptionGroup var options: TrainOptions
     @OptionGroup var methodOptions: MethodTrainingOptions
-    @Option(help: ArgumentHelp("Start every trainable parameter, head included, from this adapter folder (PTune's "
-                               + "or PEFT's, of this method and settings): to train it further, or to start two "
-                               + "stacks from one point."))
+    @Option(help: ArgumentHelp("Start every trainable parameter, head included, from this adapter "
+                               + "folder (PTune's or PEFT's, of this method and settings): to train it "
+                               + "further, or to start two stacks from one point."))
     var initialAdapter: String?
     @OptionGroup var precision: PrecisionOptions
 

@@ -105,8 +105,9 @@ public final class Trainer {
             // Reading an adapter attaches its components to the weights it is given (or overwrites
             // them), so it gets a copy of the checkpoint of its own.
             try communicator.agreed(Result {
+                let copy = try PretrainedModel(folder: settings.modelFolder).weights
                 try PeftAdapter.readStartValues(initialAdapter, into: model, method: settings.method,
-                                                weights: PretrainedModel(folder: settings.modelFolder).weights)
+                                                weights: copy)
             })
         }
         self.model = model

@@ -129,8 +129,8 @@ public struct TrainingSettings: Equatable {
         if let patience, patience <= 0 { throw InputError("--patience", "must be positive, not \(patience)") }
         guard maxLength >= 8 else { throw InputError("--max-length", "must be at least 8, not \(maxLength)") }
         if initialAdapter != nil && (initialPrompt != nil || initialHead != nil) {
-            throw InputError("--initial-adapter", "sets every start value, so it does not combine with a pretrained "
-                             + "prompt or head")
+            throw InputError("--initial-adapter", "sets every start value, so it does not combine with a "
+                             + "pretrained prompt or head")
         }
         try validateTrainFraction(trainFraction)
         try validateOptimizer(learningRate: learningRate, weightDecay: weightDecay, warmupRatio: warmupRatio,

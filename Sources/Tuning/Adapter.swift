@@ -219,20 +219,21 @@ public enum PeftAdapter {
         guard info.spec.name == method.name else {
             throw InputError(folder, "holds a \(info.spec.name) adapter; this run trains \(method.name)")
         }
-        guard adapter.head.labelCount == model.head.labelCount, info.kind == model.head.kind else {
-            throw InputError(folder, "the adapter's head (\(info.kind.rawValue), \(adapter.head.labelCount) labels) "
-                             + "does not fit this task's (\(model.head.kind.rawValue), \(model.head.labelCount) labels)")
+        guard adapter.head.labelCount == model.head.labelCount, adapter.head.kind == model.head.kind else {
+            let (theirs, ours) = (adapter.head, model.head)
+            throw InputError(folder, "the adapter's head (\(theirs.kind.rawValue), \(theirs.labelCount) labels) "
+                             + "does not fit this task's (\(ours.kind.rawValue), \(ours.labelCount) labels)")
         }
+        let settings = "are its settings \(info.spec.json) this run's \(method.json)?"
         let trained = Set(model.trainable.map(\.name))
         if let extra = adapter.trainable.map(\.name).first(where: { !trained.contains($0) }) {
-            throw InputError(folder, "the adapter trains \(extra), which this run does not (are its settings "
-                             + "\(info.spec.json) this run's \(method.json)?)")
+            throw InputError(folder, "the adapter trains \(extra), which this run does not (\(settings))")
         }
         for parameter in model.trainable {
             guard let stored = adapter.parameters[parameter.name], stored.shape == parameter.shape else {
                 let found = adapter.parameters[parameter.name].map { "shape \($0.shape)" } ?? "nothing"
-                throw InputError(folder, "this run trains \(parameter.name) of shape \(parameter.shape); the adapter "
-                                 + "holds \(found) for it (are its settings \(info.spec.json) this run's \(method.json)?)")
+                throw InputError(folder, "this run trains \(parameter.name) of shape \(parameter.shape); the "
+                                 + "adapter holds \(found) for it (\(settings))")
             }
             parameter.value.copy(from: stored.value)
         }

@@ -183,16 +183,15 @@ final class TrainerTests: XCTestCase {
 
     /// LoRA from an adapter PEFT saved (random B matrices, so every LoRA gradient counts from step 1).
     func testLoRAStepsLoseWhatThePythonStacksStepsLose() throws {
-        try replayTrajectory("trajectory-lora", .lora(rank: 8, alpha: 16, dropout: 0, targets: ["query", "value"]),
-                             lr: 5e-4) { $0.initialAdapter = $1 + "/adapter" }
+        let lora = MethodSpec.lora(rank: 8, alpha: 16, dropout: 0, targets: ["query", "value"])
+        try replayTrajectory("trajectory-lora", lora, lr: 5e-4) { $0.initialAdapter = $1 + "/adapter" }
     }
 
     func testARunStartsFromTheValuesOfTheAdapterItIsGiven() throws {
         let task = try makeTask()
         let folder = try temporaryFolder(self)
         let lora = MethodSpec.lora(rank: 2, alpha: 4, dropout: 0, targets: ["query"])
-        let first = try Trainer(settings: try settings(task, lora, steps: 4, lr: 1e-2), folder: folder + "/first")
-        try first.run()
+        try Trainer(settings: try settings(task, lora, steps: 4, lr: 1e-2), folder: folder + "/first").run()
         var next = try settings(task, .lora(rank: 2, alpha: 4, dropout: 0.1, targets: ["query"]), steps: 4)
         next.initialAdapter = folder + "/first/best_adapter"
         next.seed = 7   // other draws: the values must come from the adapter
@@ -206,8 +205,8 @@ final class TrainerTests: XCTestCase {
 
         let refusals: [(MethodSpec, String)] = [
             (.ptv2(length: 4, dropout: 0, positionOffset: nil), "holds a lora adapter; this run trains ptv2"),
-            (.lora(rank: 4, alpha: 4, dropout: 0, targets: ["query"]), "the adapter holds shape [2, 384] for it"),
-            (.lora(rank: 2, alpha: 4, dropout: 0, targets: ["query", "value"]), "the adapter holds nothing for it"),
+            (.lora(rank: 4, alpha: 4, dropout: 0, targets: ["query"]), "adapter holds shape [2, 384] for it"),
+            (.lora(rank: 2, alpha: 4, dropout: 0, targets: ["query", "value"]), "holds nothing for it"),
         ]
         for (index, (method, message)) in refusals.enumerated() {
             var wrong = try settings(task, method, steps: 4)
@@ -217,7 +216,9 @@ final class TrainerTests: XCTestCase {
             }
         }
         next.initialHead = folder + "/heads.safetensors"
-        XCTAssertThrowsError(try next.validate()) { XCTAssert("\($0)".contains("--initial-adapter"), "\($0)") }
+        XCTAssertThrowsError(try next.validate()) { error in
+            XCTAssert("\(error)".contains("--initial-adapter"), "\(error)")
+        }
     }
 
     func testBadDataStopsBeforeTheRunFolderIsWritten() throws {
