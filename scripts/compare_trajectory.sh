@@ -113,7 +113,9 @@ OMP_NUM_THREADS=$(nproc) "$peer_python" scripts/peer_learning.py "$work/model" "
 if [[ -n "${KEEP:-}" ]]; then
     mkdir -p "$KEEP"
     cp -r "$work"/task.json "$work"/train.* "$work/peer.jsonl" "$KEEP/"
-    cp -r "$work"/*.safetensors "$work"/adapter "$KEEP/" 2>/dev/null || true
+    for start in "$work"/*.safetensors "$work"/adapter; do   # the start values this method has
+        if [[ -e $start ]]; then cp -r "$start" "$KEEP/"; fi
+    done
     rm -f "$KEEP/adapter/README.md"   # PEFT's model card template
 fi
 python3 - "$work" "$task" "$method" "$examples" <<'PY'
