@@ -91,7 +91,10 @@ public final class Trainer {
         self.folder = folder
         self.communicator = communicator
         let components = try settings.method.components(weights: pretrained.weights, kind: spec.kind, seed: settings.seed)
-        if let initialPrompt = settings.initialPrompt {
+        // A run restored from its checkpoint takes every trainable value from it: the start values
+        // are not read again (their files may be gone by now).
+        let restoring = resume && FileManager.default.fileExists(atPath: Self.checkpointPath(in: folder))
+        if !restoring, let initialPrompt = settings.initialPrompt {
             guard settings.method.method is PTuningV2, let prompt = components.first as? ContinuousPrompt else {
                 throw InputError("--initial-prompt", "a pretrained prompt starts P-tuning v2 only, not \(settings.method.name)")
             }
@@ -99,9 +102,9 @@ public final class Trainer {
         }
         let head = TaskHead(kind: spec.kind, labels: spec.labels.count, hiddenSize: pretrained.config.hiddenSize,
                             dropout: pretrained.config.headDropout, seed: settings.seed &+ 1)
-        if let initialHead = settings.initialHead { try head.load(pretrainedHeads: initialHead, task: spec.name) }
+        if !restoring, let initialHead = settings.initialHead { try head.load(pretrainedHeads: initialHead, task: spec.name) }
         let model = TunedModel(weights: pretrained.weights, components: components, head: head)
-        if let initialAdapter = settings.initialAdapter {
+        if !restoring, let initialAdapter = settings.initialAdapter {
             // Reading an adapter attaches its components to the weights it is given (or overwrites
             // them), so it gets a copy of the checkpoint of its own.
             try communicator.agreed(Result {
@@ -130,7 +133,7 @@ public final class Trainer {
             return try RunFolder(claiming: folder, for: "run")
         })
         StopRequest.install()
-        if resume && FileManager.default.fileExists(atPath: checkpointPath) {
+        if restoring {
             try restore()
         } else if communicator.isRoot {
             // A new run, or one stopped before its first checkpoint: from the start.
@@ -144,7 +147,8 @@ public final class Trainer {
     public var totalSteps: Int { settings.maxSteps ?? settings.epochs * stepsPerEpoch }
     public var evalEvery: Int { settings.evalEvery ?? stepsPerEpoch }
     public var completedSteps: Int { step }
-    private var checkpointPath: String { folder + "/checkpoint.safetensors" }
+    private var checkpointPath: String { Self.checkpointPath(in: folder) }
+    private static func checkpointPath(in folder: String) -> String { folder + "/checkpoint.safetensors" }
     private var metricsPath: String { folder + "/metrics.jsonl" }
     private var adapterPath: String { folder + "/best_adapter" }
 

@@ -195,13 +195,22 @@ final class TrainerTests: XCTestCase {
         var next = try settings(task, .lora(rank: 2, alpha: 4, dropout: 0.1, targets: ["query"]), steps: 4)
         next.initialAdapter = folder + "/first/best_adapter"
         next.seed = 7   // other draws: the values must come from the adapter
-        let started = try Trainer(settings: next, folder: folder + "/next")
-        let pretrained = try PretrainedModel(folder: try pretrainedModelFolder())
-        let (adapter, _) = try PeftAdapter.read(folder + "/first/best_adapter", weights: pretrained.weights)
-        XCTAssertEqual(started.model.trainable.map(\.name), adapter.trainable.map(\.name))
-        for (ours, stored) in zip(started.model.trainable, adapter.trainable) {
-            XCTAssertTrue(ours.value.holdsSameValues(as: stored.value), ours.name)
+        do {
+            let started = try Trainer(settings: next, folder: folder + "/next")
+            let pretrained = try PretrainedModel(folder: try pretrainedModelFolder())
+            let (adapter, _) = try PeftAdapter.read(folder + "/first/best_adapter", weights: pretrained.weights)
+            XCTAssertEqual(started.model.trainable.map(\.name), adapter.trainable.map(\.name))
+            for (ours, stored) in zip(started.model.trainable, adapter.trainable) {
+                XCTAssertTrue(ours.value.holdsSameValues(as: stored.value), ours.name)
+            }
+            XCTAssertNil(try started.run(stopAfter: 2))
         }
+        // Resuming reads its values from the checkpoint, not the adapter: it may be gone by then.
+        try FileManager.default.moveItem(atPath: folder + "/first", toPath: folder + "/moved")
+        let resumed = try Trainer(settings: next, folder: folder + "/next", resume: true)
+        XCTAssertEqual(resumed.completedSteps, 2)
+        try resumed.run()
+        try FileManager.default.moveItem(atPath: folder + "/moved", toPath: folder + "/first")
 
         let refusals: [(MethodSpec, String)] = [
             (.ptv2(length: 4, dropout: 0, positionOffset: nil), "holds a lora adapter; this run trains ptv2"),
