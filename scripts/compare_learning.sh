@@ -24,18 +24,8 @@ seeds="${*:-1}"
 out="${OUT:-runs/learning}"
 epochs="${EPOCHS:-10}"
 ours="ptune${VARIANT:+-$VARIANT}"
-declare -A rates=([ptv2]=1e-2 [lora]=5e-4 [full]=5e-5)
-declare -A options=(
-    [ptv2]="--method ptv2 --prompt-length 16"
-    [lora]="--method lora --lora-r 8 --lora-alpha 16 --lora-dropout 0 --lora-targets query,value"
-    [full]="--method full"
-)
-[[ -n "${rates[$method]:-}" ]] || { echo "method must be ptv2, lora or full, not '$method'" >&2; exit 2; }
-lr="${LR:-${rates[$method]}}"
-spec="datasets/$task.json"
-[[ -f "$spec" ]] || { echo "$spec: no such task spec" >&2; exit 2; }
-model="$(scripts/fetch-model.sh)"
-ptune="$(scripts/ptune-binary.sh)"
+# shellcheck source=scripts/stack_recipe.sh
+source scripts/stack_recipe.sh
 mkdir -p "$out"
 
 for seed in $seeds; do
@@ -43,7 +33,7 @@ for seed in $seeds; do
     if [[ " ${STACKS:-ptune peer} " == *" ptune "* ]] && ! grep -qs best_epoch "$mine.jsonl"; then
         rm -rf "$mine"
         # shellcheck disable=SC2086  # the options are words
-        "$ptune" train --task "$spec" --model "$model" ${options[$method]} --lr "$lr" --epochs "$epochs" \
+        "$ptune" train --task "$spec" --model "$model" $method_options --lr "$lr" --epochs "$epochs" \
             --batch-size 32 --weight-decay 0.01 --warmup-ratio 0.06 --max-grad-norm 1 --max-length 128 \
             --seed "$seed" --precision "${PRECISION:-fp32}" --evaluate-test --log-every 100 \
             ${PTUNE_OPTIONS:-} --out "$mine" > "$mine.log" 2>&1 || { echo "PTune failed: see $mine.log" >&2; exit 1; }

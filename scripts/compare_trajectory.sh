@@ -18,18 +18,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 peer_python="$1" task="$2" method="$3"
 steps="${STEPS:-30}" examples="${EXAMPLES:-32}" prompt_length="${PROMPT_LENGTH:-16}"
-declare -A rates=([ptv2]=1e-2 [lora]=5e-4 [full]=5e-5)
-declare -A options=(
-    [ptv2]="--method ptv2 --prompt-length $prompt_length --prompt-dropout 0"
-    [lora]="--method lora --lora-r 8 --lora-alpha 16 --lora-dropout 0 --lora-targets query,value"
-    [full]="--method full"
-)
-[[ -n "${rates[$method]:-}" ]] || { echo "method must be ptv2, lora or full, not '$method'" >&2; exit 2; }
-lr="${LR:-${rates[$method]}}"
-spec="datasets/$task.json"
-[[ -f "$spec" ]] || { echo "$spec: no such task spec" >&2; exit 2; }
-model="$(scripts/fetch-model.sh)"
-ptune="$(scripts/ptune-binary.sh)"
+# shellcheck source=scripts/stack_recipe.sh
+source scripts/stack_recipe.sh
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
@@ -102,7 +92,7 @@ esac
 command=(adapt --tasks "$work/task.json")
 [[ $method == lora ]] && command=(train --task "$work/task.json")
 # shellcheck disable=SC2086  # the options are words
-"$ptune" "${command[@]}" --model "$work/model" ${options[$method]} --lr "$lr" \
+"$ptune" "${command[@]}" --model "$work/model" $method_options --lr "$lr" \
     --batch-size "$examples" --max-steps "$steps" --eval-every "$steps" --warmup-ratio 0 --weight-decay 0 \
     --max-grad-norm 1 --max-length 128 --log-every 1 --precision fp32 "${initial[@]}" \
     --out "$work/ptune" > "$work/ptune.log" 2>&1 || { cat "$work/ptune.log" >&2; exit 1; }
