@@ -102,7 +102,9 @@ public final class Trainer {
         }
         let head = TaskHead(kind: spec.kind, labels: spec.labels.count, hiddenSize: pretrained.config.hiddenSize,
                             dropout: pretrained.config.headDropout, seed: settings.seed &+ 1)
-        if !restoring, let initialHead = settings.initialHead { try head.load(pretrainedHeads: initialHead, task: spec.name) }
+        if !restoring, let initialHead = settings.initialHead {
+            try head.load(pretrainedHeads: initialHead, task: spec.name)
+        }
         let model = TunedModel(weights: pretrained.weights, components: components, head: head)
         if !restoring, let initialAdapter = settings.initialAdapter {
             // Reading an adapter attaches its components to the weights it is given (or overwrites

@@ -198,7 +198,8 @@ final class TrainerTests: XCTestCase {
         do {
             let started = try Trainer(settings: next, folder: folder + "/next")
             let pretrained = try PretrainedModel(folder: try pretrainedModelFolder())
-            let (adapter, _) = try PeftAdapter.read(folder + "/first/best_adapter", weights: pretrained.weights)
+            let (adapter, _) = try PeftAdapter.read(folder + "/first/best_adapter",
+                                                    weights: pretrained.weights)
             XCTAssertEqual(started.model.trainable.map(\.name), adapter.trainable.map(\.name))
             for (ours, stored) in zip(started.model.trainable, adapter.trainable) {
                 XCTAssertTrue(ours.value.holdsSameValues(as: stored.value), ours.name)
