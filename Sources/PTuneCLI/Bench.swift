@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Kernels
 import Model
+import Tasks
 import Training
 import Tuning
 
@@ -59,24 +60,23 @@ struct Bench: ParsableCommand {
                                head: TaskHead(kind: .classification, labels: 2, hiddenSize: weights.config.hiddenSize,
                                               dropout: weights.config.headDropout, seed: 0))
         try tuned.checkFits(maxLength: maxLength, option: "--max-length")
-        let optimizer = AdamW(parameters: tuned.trainable)
+        // Clipping at 1 and a small rate, as the peer's step (the same step `train` takes).
+        let trainingStep = TrainingStep(model: tuned, optimizer: AdamW(parameters: tuned.trainable),
+                                        maxGradNorm: 1, paddingId: 0)
         let frozenCache = cacheFrozenLayers ? FrozenOutputCache() : nil
+        // Full-length sequences of random tokens (no padding), random labels.
         var random = SplitMix(seed: 1)
-        let ids = (0..<(batchSize * maxLength)).map { _ in Int32.random(in: 1000..<30000, using: &random) }
-        let tokens = TokenBatch(batch: batchSize, length: maxLength, inputIds: ids,
-                                tokenTypeIds: [Int32](repeating: 0, count: ids.count),
-                                attentionMask: [Float](repeating: 1, count: ids.count))
-        let labels = (0..<batchSize).map { _ in Int32.random(in: 0..<2, using: &random) }
+        let examples = (0..<batchSize).map { _ in
+            let ids = (0..<maxLength).map { _ in Int32.random(in: 1000..<30000, using: &random) }
+            return EncodedExample(inputIds: ids, tokenTypeIds: [Int32](repeating: 0, count: maxLength),
+                                  labels: [Int32.random(in: 0..<2, using: &random)])
+        }
         let clock = ContinuousClock()
         var optimizerSeconds = 0.0
         func step(_ index: Int) {
-            tuned.parameters.zeroGradients()
-            tuned.forward(tokens, dropoutSeed: UInt64(index), frozenCache: frozenCache)
-            _ = tuned.loss(labels: labels)
-            tuned.backward(labels: labels)
-            let start = clock.now
-            optimizer.update(lr: 1e-3, gradientScale: gradientClipping(tuned.trainable, maxNorm: 1).factor)
-            optimizerSeconds += (clock.now - start).seconds
+            let outcome = trainingStep.run(examples, kind: .classification, members: Array(examples.indices),
+                                           lr: 1e-3, dropoutSeed: UInt64(index), frozenCache: frozenCache)
+            optimizerSeconds += outcome.optimizerSeconds
         }
         step(0); step(1)
         WorkCounter.reset()

@@ -15,6 +15,12 @@ public struct EncodedExample: Sendable {
     /// Whether truncation dropped anything.
     public var truncated: Bool
 
+    public init(inputIds: [Int32], tokenTypeIds: [Int32], labels: [Int32], wordStarts: [Int] = [],
+                truncated: Bool = false) {
+        (self.inputIds, self.tokenTypeIds, self.labels) = (inputIds, tokenTypeIds, labels)
+        (self.wordStarts, self.truncated) = (wordStarts, truncated)
+    }
+
     /// Rows the loss counts: 1 for classification, the tagged words for tagging.
     public var labelledCount: Int { labels.filter { $0 != -100 }.count }
 }

@@ -65,8 +65,8 @@ public final class PromptPretrainer {
     private let specs: [TaskSpec]
     private let data: [SplitData]
     private let models: [TunedModel]
-    private let exchanges: [GradientExchange]
-    private let optimizer: AdamW
+    /// One per task: its model, one AdamW over the prompt and every head.
+    private let trainingSteps: [TrainingStep]
 
     public init(settings: Settings, folder: String, communicator: Communicator = SingleProcess()) throws {
         guard !settings.tasks.isEmpty else { throw InputError("--tasks", "name at least one task spec") }
@@ -100,9 +100,13 @@ public final class PromptPretrainer {
                                       dropout: pretrained.config.headDropout, seed: settings.seed &+ UInt64(index) &+ 1))
         }
         try models[0].checkFits(maxLength: settings.maxLength)
-        exchanges = models.map { [communicator] in GradientExchange(communicator: communicator, parameters: $0.trainable) }
-        optimizer = AdamW(parameters: shared.parameters + models.flatMap(\.head.parameters), weightDecay: settings.weightDecay)
-        for exchange in exchanges { exchange.broadcastValues() }
+        let optimizer = AdamW(parameters: shared.parameters + models.flatMap(\.head.parameters),
+                              weightDecay: settings.weightDecay)
+        trainingSteps = models.map {
+            TrainingStep(model: $0, communicator: communicator, optimizer: optimizer,
+                         maxGradNorm: settings.maxGradNorm, paddingId: pretrained.tokenizer.paddingId)
+        }
+        for step in trainingSteps { step.exchange.broadcastValues() }
     }
 
     /// The task each step trains: seeded, identical on every rank, with probabilities
@@ -166,16 +170,21 @@ public final class PromptPretrainer {
             }
             let members = orders[task][cursors[task]]
             cursors[task] += 1
-            let (loss, stepTokens) = computeGradients(models[task], on: data[task], members: members, exchange: exchanges[task],
-                                                      paddingId: pretrained.tokenizer.paddingId,
-                                                      dropoutSeed: stepSeed(settings.seed, step))
-            let clipping = gradientClipping(models[task].trainable, maxNorm: settings.maxGradNorm)
             let lr = linearSchedule(step: step, total: settings.steps, warmup: Int(settings.warmupRatio * Float(settings.steps)),
                                     peak: settings.learningRate)
-            optimizer.update(lr: lr, gradientScale: clipping.factor, only: models[task].trainable)
+            let outcome = trainingSteps[task].run(data[task].encoded, kind: specs[task].kind,
+                                                  members: members, lr: lr,
+                                                  dropoutSeed: stepSeed(settings.seed, step))
+            // Stops before the update, every rank together; nothing has been written yet.
+            if let nonFinite = outcome.nonFinite {
+                progress.finish()
+                throw TrainingDiverged(step: step + 1, what: nonFinite, lastCheckpoint: 0,
+                                       advice: "a lower --pretrain-lr")
+            }
+            let loss = outcome.loss
             lossSums[task] += loss
             stepsPerTask[task] += 1
-            tokens += stepTokens
+            tokens += outcome.tokens
             metrics += String(format: "{\"step\":%d,\"task\":\"%@\",\"loss\":%.6f,\"lr\":%g}\n", step + 1, specs[task].name, loss, lr)
             let elapsed = (clock.now - start).seconds
             progress.update(step + 1, status: String(format: "%@ loss %.4f · %.0f tok/s", specs[task].name, loss, Double(tokens) / elapsed),

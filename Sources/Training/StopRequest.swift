@@ -58,10 +58,12 @@ public struct TrainingDiverged: Error, CustomStringConvertible {
     public let step: Int
     public let what: String
     public let lastCheckpoint: Int
+    /// The options that may help.
+    var advice = "a lower --lr or --max-grad-norm"
 
     public var description: String {
         "diverged at step \(step): \(what) is not a finite number; "
             + (lastCheckpoint > 0 ? "the checkpoint of step \(lastCheckpoint) and the best adapter are kept" : "nothing was kept")
-            + " (a lower --lr or --max-grad-norm may help)"
+            + " (\(advice) may help)"
     }
 }

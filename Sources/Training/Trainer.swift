@@ -32,7 +32,9 @@ public final class Trainer {
     /// The test split, read before training so a bad file fails before the work, not after it.
     public let test: SplitData?
     public let communicator: Communicator
-    public let exchange: GradientExchange
+    /// Gradients over the ranks, clipping and AdamW: the step `pretrain` and `bench` take too.
+    private let trainingStep: TrainingStep
+    private var exchange: GradientExchange { trainingStep.exchange }
     private let logPrefix: String
     /// Examples cut to --max-length, per split (dev is train's when the task has no dev split).
     private var truncated: [(key: String, value: Int)] {
@@ -118,7 +120,9 @@ public final class Trainer {
         self.model = model
         try model.checkFits(maxLength: settings.maxLength)
         optimizer = AdamW(parameters: model.trainable, weightDecay: settings.weightDecay)
-        exchange = GradientExchange(communicator: communicator, parameters: model.trainable)
+        trainingStep = TrainingStep(model: model, communicator: communicator, optimizer: optimizer,
+                                    maxGradNorm: settings.maxGradNorm,
+                                    paddingId: pretrained.tokenizer.paddingId)
         frozenCache = settings.cacheFrozenLayers ? FrozenOutputCache() : nil
         // Rank 0 alone writes the folder, so it alone checks and locks it; every rank hears the outcome.
         runFolder = try communicator.agreed(Result { () -> RunFolder? in
@@ -177,26 +181,23 @@ public final class Trainer {
                                                    order: settings.batching)
             }
             let started = clock.now
-            let (loss, stepTokens) = computeGradients(model, on: train, members: batches[step % stepsPerEpoch],
-                                                      exchange: exchange, paddingId: pretrained.tokenizer.paddingId,
-                                                      dropoutSeed: stepSeed(settings.seed, step), frozenCache: frozenCache)
-            let clipping = gradientClipping(model.trainable, maxNorm: settings.maxGradNorm)
-            // Loss and gradients are global sums, so every rank sees the same and stops together,
-            // before the update: the last checkpoint and the best adapter stay as they were.
-            guard loss.isFinite, clipping.norm.isFinite else {
-                progress.finish()
-                throw TrainingDiverged(step: step + 1, what: loss.isFinite ? "the gradient's norm" : "the loss",
-                                       lastCheckpoint: checkpointStep)
-            }
             let lr = linearSchedule(step: step, total: totalSteps,
                                     warmup: Int(settings.warmupRatio * Float(totalSteps)), peak: settings.learningRate)
-            optimizer.update(lr: lr, gradientScale: clipping.factor)
+            let outcome = trainingStep.run(train.encoded, kind: spec.kind,
+                                           members: batches[step % stepsPerEpoch], lr: lr,
+                                           dropoutSeed: stepSeed(settings.seed, step), frozenCache: frozenCache)
+            // Every rank stops together, before an update: the last checkpoint and the best adapter
+            // stay as they were.
+            if let nonFinite = outcome.nonFinite {
+                progress.finish()
+                throw TrainingDiverged(step: step + 1, what: nonFinite, lastCheckpoint: checkpointStep)
+            }
             step += 1
             let seconds = (clock.now - started).seconds
             wallSeconds += seconds
             tokenSeconds += seconds
-            tokens += stepTokens
-            lossSum += loss
+            tokens += outcome.tokens
+            lossSum += outcome.loss
             lossCount += 1
 
             let status = String(format: "loss %.4f · %.0f tok/s", lossSum / Double(max(lossCount, 1)), Double(tokens) / tokenSeconds)

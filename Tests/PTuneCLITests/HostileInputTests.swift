@@ -163,4 +163,21 @@ final class HostileInputTests: XCTestCase {
             XCTAssertNoThrow(try JSONSerialization.jsonObject(with: Data(line.utf8)), String(line))
         }
     }
+
+    func testADivergingPretrainingStopsWritingNothing() throws {
+        let task = try moodTask(self), model = try pretrainedModelFolder()
+        let out = try temporaryFolder(self) + "/pretraining"
+        let result = try runProduct("ptune", ["pretrain", "--model", model, "--tasks", task + "/mood.json",
+                                              "--pretrain-lr", "1e30", "--pretrain-steps", "6",
+                                              "--pretrain-batch-size", "4", "--prompt-length", "2",
+                                              "--out", out])
+        XCTAssertFalse(result.signaled, result.standardError)
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssert(result.standardError.contains("diverged at step"), result.standardError)
+        XCTAssert(result.standardError.contains("--pretrain-lr"), result.standardError)
+        // No prompt of non-numbers for an adaptation to start from, and no metrics with them.
+        for name in ["prompt.safetensors", "heads.safetensors", "metrics.jsonl", "summary.json"] {
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/" + name), name)
+        }
+    }
 }

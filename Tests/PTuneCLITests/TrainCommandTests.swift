@@ -62,4 +62,24 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertEqual(train.status, 0, train.standardError)
         XCTAssert(train.standardError.hasPrefix("precision: fp32 (the processor's default)"), train.standardError)
     }
+
+    /// `bench` times the step `train` takes: its report counts the work and the optimizer's share.
+    func testBenchTimesTrainingStepsAndReportsTheirWork() throws {
+        let model = try pretrainedModelFolder()
+        for method in ["lora", "full"] {
+            let bench = try runProduct("ptune", ["bench", "--model", model, "--method", method,
+                                                 "--precision", "fp32", "--steps", "1", "--batch-size", "2",
+                                                 "--max-length", "8", "--json"])
+            XCTAssertEqual(bench.status, 0, bench.standardError)
+            let json = try JSONSerialization.jsonObject(with: Data(bench.standardOutput.utf8))
+            let report = try XCTUnwrap(json as? [String: Any])
+            XCTAssertEqual(report["method"] as? String, method)
+            XCTAssertEqual(report["precision"] as? String, "fp32")
+            XCTAssertGreaterThan(report["tokens_per_s"] as? Double ?? 0, 0)
+            XCTAssertGreaterThan(report["gflop_per_step"] as? Double ?? 0, 0)
+            let shares = try XCTUnwrap(report["step_shares"] as? [String: Double])
+            XCTAssertGreaterThan(shares["optimizer"] ?? 0, 0)
+            XCTAssertLessThan(shares["optimizer"] ?? 1, 1)
+        }
+    }
 }
