@@ -23,7 +23,8 @@ public final class PromptPretrainer {
         public var batchSize = 16
         public var learningRate: Float = 1e-2
         public var temperature: Double = 1
-        /// The share of each task's training split pretrained on (the sample adaptation draws with this seed).
+        /// The share of each task's training split pretrained on (the sample adaptation draws with
+        /// this seed).
         public var trainFraction: Double = 1
         public var seed: UInt64 = 42
         public var maxLength = 128
@@ -52,8 +53,9 @@ public final class PromptPretrainer {
             guard temperature > 0, temperature.isFinite else {
                 throw InputError("--temperature", "must be a positive finite number, not \(temperature)")
             }
-            try validateOptimizer(learningRate: learningRate, weightDecay: weightDecay, warmupRatio: warmupRatio,
-                                  maxGradNorm: maxGradNorm, learningRateOption: "--pretrain-lr")
+            try validateOptimizer(learningRate: learningRate, weightDecay: weightDecay,
+                                  warmupRatio: warmupRatio, maxGradNorm: maxGradNorm,
+                                  learningRateOption: "--pretrain-lr")
         }
     }
 
@@ -72,7 +74,8 @@ public final class PromptPretrainer {
         guard !settings.tasks.isEmpty else { throw InputError("--tasks", "name at least one task spec") }
         try settings.validate()
         guard settings.batchSize >= communicator.size else {
-            throw InputError("--batch-size", "the global batch of \(settings.batchSize) cannot be shared by \(communicator.size) ranks")
+            throw InputError("--batch-size", "the global batch of \(settings.batchSize) cannot be shared by "
+                             + "\(communicator.size) ranks")
         }
         self.settings = settings
         self.folder = folder
@@ -82,22 +85,26 @@ public final class PromptPretrainer {
             let pretrained = try PretrainedModel(folder: settings.modelFolder)
             let specs = try settings.tasks.map { try TaskSpec(contentsOf: $0) }
             return (pretrained, specs, try specs.map {
-                try SplitData(spec: $0, split: "train",
-                              encoder: ExampleEncoder(tokenizer: pretrained.tokenizer, kind: $0.kind, maxLength: settings.maxLength))
+                let encoder = ExampleEncoder(tokenizer: pretrained.tokenizer, kind: $0.kind,
+                                             maxLength: settings.maxLength)
+                return try SplitData(spec: $0, split: "train", encoder: encoder)
                     .sample(fraction: settings.trainFraction, seed: settings.seed)
             })
         })
         (self.pretrained, self.specs, self.data) = (pretrained, specs, data)
         try specs.checkNamesUnique()
-        guard let shared = try settings.method.components(weights: pretrained.weights, seed: settings.seed).first as? ContinuousPrompt else {
+        let components = try settings.method.components(weights: pretrained.weights, seed: settings.seed)
+        guard let shared = components.first as? ContinuousPrompt else {
             preconditionFailure("P-tuning v2 builds a prompt")
         }
         prompt = shared
         let encoder = BertEncoder(weights: pretrained.weights)
         models = specs.enumerated().map { index, spec in
             TunedModel(encoder: encoder, components: [shared],
-                       head: TaskHead(kind: spec.kind, labels: spec.labels.count, hiddenSize: pretrained.config.hiddenSize,
-                                      dropout: pretrained.config.headDropout, seed: settings.seed &+ UInt64(index) &+ 1))
+                       head: TaskHead(kind: spec.kind, labels: spec.labels.count,
+                                      hiddenSize: pretrained.config.hiddenSize,
+                                      dropout: pretrained.config.headDropout,
+                                      seed: settings.seed &+ UInt64(index) &+ 1))
         }
         try models[0].checkFits(maxLength: settings.maxLength)
         let optimizer = AdamW(parameters: shared.parameters + models.flatMap(\.head.parameters),
@@ -138,25 +145,31 @@ public final class PromptPretrainer {
         let lock = try communicator.agreed(Result { () -> RunFolder? in
             guard communicator.isRoot else { return nil }
             if !resume && FileManager.default.fileExists(atPath: promptPath) {
-                throw InputError(folder, "already holds a pretrained prompt; pass --resume to keep it, or choose another --out")
+                throw InputError(folder, "already holds a pretrained prompt; pass --resume to keep it, "
+                                 + "or choose another --out")
             }
-            let ours = ["prompt.safetensors", "heads.safetensors", "metrics.jsonl", "summary.json", RunFolder.lockName]
+            let ours = ["prompt.safetensors", "heads.safetensors", "metrics.jsonl", "summary.json",
+                        RunFolder.lockName]
             let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
             if let other = names.first(where: { !ours.contains($0) && !$0.hasPrefix(".") }) {
-                throw InputError(folder, "holds '\(other)', which is not a pretraining's file; choose a new --out")
+                throw InputError(folder, "holds '\(other)', which is not a pretraining's file; "
+                                 + "choose a new --out")
             }
             return try RunFolder(claiming: folder, for: "pretraining")
         })
         defer { withExtendedLifetime(lock) {} }
-        let progress = Progress(total: settings.steps, label: "\(communicator.logPrefix)pretrain", quiet: !communicator.isRoot)
-        progress.log("multi-task prompt pretraining on " + zip(specs, data).map { "\($0.name) (\($1.encoded.count))" }
-            .joined(separator: ", ") + "; \(prompt.embedding.value.count) shared prompt parameters")
+        let progress = Progress(total: settings.steps, label: "\(communicator.logPrefix)pretrain",
+                                quiet: !communicator.isRoot)
+        let sizes = zip(specs, data).map { "\($0.name) (\($1.encoded.count))" }.joined(separator: ", ")
+        progress.log("multi-task prompt pretraining on \(sizes); "
+                     + "\(prompt.embedding.value.count) shared prompt parameters")
         var cursors = [Int](repeating: 0, count: data.count), epochs = [Int](repeating: 0, count: data.count)
         var orders = data.indices.map { index in
             Batching.trainingBatches(lengths: data[index].lengths, batchSize: settings.batchSize,
                                      seed: settings.seed &+ UInt64(index), order: settings.batching)
         }
-        var lossSums = [Double](repeating: 0, count: data.count), stepsPerTask = [Int](repeating: 0, count: data.count)
+        var lossSums = [Double](repeating: 0, count: data.count)
+        var stepsPerTask = [Int](repeating: 0, count: data.count)
         var metrics = ""
         let clock = ContinuousClock(), start = clock.now
         var tokens = 0
@@ -164,13 +177,15 @@ public final class PromptPretrainer {
             if cursors[task] == orders[task].count {   // the task's epoch ended: a new order
                 epochs[task] += 1
                 cursors[task] = 0
-                orders[task] = Batching.trainingBatches(lengths: data[task].lengths, batchSize: settings.batchSize,
-                                                        seed: settings.seed &+ UInt64(task) &+ UInt64(epochs[task]) &* 0x9E37_79B9,
+                let seed = settings.seed &+ UInt64(task) &+ UInt64(epochs[task]) &* 0x9E37_79B9
+                orders[task] = Batching.trainingBatches(lengths: data[task].lengths,
+                                                        batchSize: settings.batchSize, seed: seed,
                                                         order: settings.batching)
             }
             let members = orders[task][cursors[task]]
             cursors[task] += 1
-            let lr = linearSchedule(step: step, total: settings.steps, warmup: Int(settings.warmupRatio * Float(settings.steps)),
+            let lr = linearSchedule(step: step, total: settings.steps,
+                                    warmup: Int(settings.warmupRatio * Float(settings.steps)),
                                     peak: settings.learningRate)
             let outcome = trainingSteps[task].run(data[task].encoded, kind: specs[task].kind,
                                                   members: members, lr: lr,
@@ -185,20 +200,28 @@ public final class PromptPretrainer {
             lossSums[task] += loss
             stepsPerTask[task] += 1
             tokens += outcome.tokens
-            metrics += String(format: "{\"step\":%d,\"task\":\"%@\",\"loss\":%.6f,\"lr\":%g}\n", step + 1, specs[task].name, loss, lr)
-            let elapsed = (clock.now - start).seconds
-            progress.update(step + 1, status: String(format: "%@ loss %.4f · %.0f tok/s", specs[task].name, loss, Double(tokens) / elapsed),
+            metrics += String(format: "{\"step\":%d,\"task\":\"%@\",\"loss\":%.6f,\"lr\":%g}\n",
+                              step + 1, specs[task].name, loss, lr)
+            let rate = Double(tokens) / (clock.now - start).seconds
+            let status = String(format: "%@ loss %.4f · %.0f tok/s", specs[task].name, loss, rate)
+            progress.update(step + 1, status: status,
                             force: (step + 1) % settings.logEvery == 0)
         }
         progress.finish()
+        let names = specs.map(\.name)
+        let meanLosses = zip(lossSums, stepsPerTask).map { $1 > 0 ? $0 / Double($1) : 0 }
         let summary: [String: Any] = [
-            "tasks": specs.map(\.name), "steps": settings.steps, "steps_per_task": Dictionary(uniqueKeysWithValues: zip(specs.map(\.name), stepsPerTask)),
-            "mean_loss_per_task": Dictionary(uniqueKeysWithValues: zip(specs.map(\.name), zip(lossSums, stepsPerTask).map { $1 > 0 ? $0 / Double($1) : 0 })),
-            "prompt_length": settings.promptLength, "train_seconds": (clock.now - start).seconds, "ranks": communicator.size, "precision": MatrixEngine.precision.rawValue,
+            "tasks": names, "steps": settings.steps,
+            "steps_per_task": Dictionary(uniqueKeysWithValues: zip(names, stepsPerTask)),
+            "mean_loss_per_task": Dictionary(uniqueKeysWithValues: zip(names, meanLosses)),
+            "prompt_length": settings.promptLength, "train_seconds": (clock.now - start).seconds,
+            "ranks": communicator.size, "precision": MatrixEngine.precision.rawValue,
         ]
         if communicator.isRoot {
-            try writeSafeTensors([(prompt.embedding.name, prompt.embedding.value)], to: folder + "/prompt.safetensors")
-            // Each task's head too, under its task's name: an adaptation may start from it (`--initial-head`).
+            try writeSafeTensors([(prompt.embedding.name, prompt.embedding.value)],
+                                 to: folder + "/prompt.safetensors")
+            // Each task's head too, under its task's name: an adaptation may start from it
+            // (`--initial-head`).
             try writeSafeTensors(zip(specs, models).flatMap { spec, model in
                 model.head.parameters.map { (TaskHead.pretrainedName(task: spec.name, $0.name), $0.value) }
             }, to: folder + "/heads.safetensors")
