@@ -62,48 +62,55 @@ public final class Trainer {
         // A resumed run computes at the precision it started with, whatever this command's default.
         if resume {
             let configPath = folder + "/config.json"
-            settings.precision = try TrainingSettings(json: JSONFields(contentsOf: configPath).json, source: configPath)
-                .precision
+            let fields = try JSONFields(contentsOf: configPath)
+            settings.precision = try TrainingSettings(json: fields.json, source: configPath).precision
         }
         if settings.precision == .bf16, !MatrixEngine.supportsBFloat16 {
-            throw InputError(folder, "the run computes in bf16, which this processor cannot (no AVX512-BF16 or AMX)")
+            throw InputError(folder, "the run computes in bf16, which this processor cannot "
+                             + "(no AVX512-BF16 or AMX)")
         }
         MatrixEngine.precision = settings.precision
         try settings.validate()
         guard settings.batchSize >= communicator.size else {
-            throw InputError("--batch-size", "the global batch of \(settings.batchSize) cannot be shared by \(communicator.size) ranks")
+            throw InputError("--batch-size", "the global batch of \(settings.batchSize) cannot be shared by "
+                             + "\(communicator.size) ranks")
         }
         // Files may load on one rank and not another (another node's file system): agree first.
         (pretrained, spec, train, dev, test) = try communicator.agreed(Result {
             let pretrained = try PretrainedModel(folder: settings.modelFolder)
             let spec = try TaskSpec(contentsOf: settings.taskSpec)
             try settings.method.validate(config: pretrained.config)
-            let encoder = ExampleEncoder(tokenizer: pretrained.tokenizer, kind: spec.kind, maxLength: settings.maxLength)
+            let encoder = ExampleEncoder(tokenizer: pretrained.tokenizer, kind: spec.kind,
+                                         maxLength: settings.maxLength)
+            let split = { (name: String) in try SplitData(spec: spec, split: name, encoder: encoder) }
             return (pretrained, spec,
-                    try SplitData(spec: spec, split: "train", encoder: encoder)
-                        .sample(fraction: settings.trainFraction, seed: settings.seed),
-                    try SplitData(spec: spec, split: spec.splits["dev"] == nil ? "train" : "dev", encoder: encoder),
-                    try spec.splits["test"].map { _ in try SplitData(spec: spec, split: "test", encoder: encoder) })
+                    try split("train").sample(fraction: settings.trainFraction, seed: settings.seed),
+                    try split(spec.splits["dev"] == nil ? "train" : "dev"),
+                    try spec.splits["test"].map { _ in try split("test") })
         })
         let description = try JSONSerialization.data(withJSONObject: settings.json, options: [.sortedKeys])
         guard Set(communicator.allGather(description)).count == 1 else {
-            throw CollectiveError("the ranks were started with different settings; every rank must run the same command")
+            throw CollectiveError("the ranks were started with different settings; "
+                                  + "every rank must run the same command")
         }
         self.settings = settings
         self.folder = folder
         self.communicator = communicator
-        let components = try settings.method.components(weights: pretrained.weights, kind: spec.kind, seed: settings.seed)
+        let components = try settings.method.components(weights: pretrained.weights, kind: spec.kind,
+                                                        seed: settings.seed)
         // A run restored from its checkpoint takes every trainable value from it: the start values
         // are not read again (their files may be gone by now).
         let restoring = resume && FileManager.default.fileExists(atPath: Self.checkpointPath(in: folder))
         if !restoring, let initialPrompt = settings.initialPrompt {
             guard settings.method.method is PTuningV2, let prompt = components.first as? ContinuousPrompt else {
-                throw InputError("--initial-prompt", "a pretrained prompt starts P-tuning v2 only, not \(settings.method.name)")
+                throw InputError("--initial-prompt",
+                                 "a pretrained prompt starts P-tuning v2 only, not \(settings.method.name)")
             }
             try prompt.load(pretrainedPrompt: initialPrompt)
         }
-        let head = TaskHead(kind: spec.kind, labels: spec.labels.count, hiddenSize: pretrained.config.hiddenSize,
-                            dropout: pretrained.config.headDropout, seed: settings.seed &+ 1)
+        let head = TaskHead(kind: spec.kind, labels: spec.labels.count,
+                            hiddenSize: pretrained.config.hiddenSize, dropout: pretrained.config.headDropout,
+                            seed: settings.seed &+ 1)
         if !restoring, let initialHead = settings.initialHead {
             try head.load(pretrainedHeads: initialHead, task: spec.name)
         }
@@ -129,7 +136,8 @@ public final class Trainer {
             guard communicator.isRoot else { return nil }
             let holdsRun = FileManager.default.fileExists(atPath: folder + "/config.json")
             if !resume && holdsRun {
-                throw InputError(folder, "already holds a run; pass --resume to continue it, or choose another --out")
+                throw InputError(folder, "already holds a run; pass --resume to continue it, "
+                                 + "or choose another --out")
             }
             if !resume && RunFolder.holdsFiles(folder) {
                 throw InputError(folder, "exists and holds files that are not a PTune run; choose a new --out "
@@ -165,12 +173,14 @@ public final class Trainer {
         let progress = Progress(total: totalSteps, label: label,
                                 quiet: !communicator.isRoot, from: step)
         if step == 0 {
+            let cut = truncated.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
             progress.log("\(train.encoded.count) train, \(dev.encoded.count) \(dev.name) examples; "
-                         + "truncated to \(settings.maxLength) tokens: \(truncated.map { "\($0.value) \($0.key)" }.joined(separator: ", ")); "
+                         + "truncated to \(settings.maxLength) tokens: \(cut); "
                          + "\(model.trainableCount) trainable parameters; \(totalSteps) steps")
         }
         let clock = ContinuousClock()
-        var lossSum = 0.0, lossCount = 0, tokens = 0, tokenSeconds = 0.0, exchangeSecondsBefore = exchange.seconds
+        var lossSum = 0.0, lossCount = 0, tokens = 0, tokenSeconds = 0.0
+        var exchangeSecondsBefore = exchange.seconds
         var batches: [[Int]] = []
         var stopped = false
         while step < totalSteps && !stopped {
@@ -182,10 +192,12 @@ public final class Trainer {
             }
             let started = clock.now
             let lr = linearSchedule(step: step, total: totalSteps,
-                                    warmup: Int(settings.warmupRatio * Float(totalSteps)), peak: settings.learningRate)
+                                    warmup: Int(settings.warmupRatio * Float(totalSteps)),
+                                    peak: settings.learningRate)
             let outcome = trainingStep.run(train.encoded, kind: spec.kind,
                                            members: batches[step % stepsPerEpoch], lr: lr,
-                                           dropoutSeed: stepSeed(settings.seed, step), frozenCache: frozenCache)
+                                           dropoutSeed: stepSeed(settings.seed, step),
+                                           frozenCache: frozenCache)
             // Every rank stops together, before an update: the last checkpoint and the best adapter
             // stay as they were.
             if let nonFinite = outcome.nonFinite {
@@ -200,12 +212,14 @@ public final class Trainer {
             lossSum += outcome.loss
             lossCount += 1
 
-            let status = String(format: "loss %.4f · %.0f tok/s", lossSum / Double(max(lossCount, 1)), Double(tokens) / tokenSeconds)
+            let meanLoss = lossSum / Double(lossCount), rate = Double(tokens) / tokenSeconds
+            let status = String(format: "loss %.4f · %.0f tok/s", meanLoss, rate)
             if step % settings.logEvery == 0 || step == totalSteps {
-                try appendMetrics(["step": step, "epoch": Double(step) / Double(stepsPerEpoch), "loss": lossSum / Double(lossCount),
-                                   "lr": lr, "tokens_per_s": Double(tokens) / tokenSeconds,
+                let communication = (exchange.seconds - exchangeSecondsBefore) / tokenSeconds
+                try appendMetrics(["step": step, "epoch": Double(step) / Double(stepsPerEpoch),
+                                   "loss": meanLoss, "lr": lr, "tokens_per_s": rate,
                                    "step_ms": 1000 * tokenSeconds / Double(lossCount),
-                                   "communication_share": (exchange.seconds - exchangeSecondsBefore) / tokenSeconds])
+                                   "communication_share": communication])
                 exchangeSecondsBefore = exchange.seconds
                 progress.update(step, status: status, force: true)
                 lossSum = 0; lossCount = 0; tokens = 0; tokenSeconds = 0
@@ -229,7 +243,8 @@ public final class Trainer {
                 progress.finish()
                 throw TrainingInterrupted(signal: signal, step: step, folder: folder)
             }
-            if let every = settings.checkpointEvery, step % every == 0, checkpointStep != step, step < totalSteps {
+            if let every = settings.checkpointEvery, step % every == 0, checkpointStep != step,
+               step < totalSteps {
                 try writeCheckpoint()
             }
         }
@@ -241,24 +256,23 @@ public final class Trainer {
     /// returns whether early stopping says to stop.
     private func evaluateAndCheckpoint(_ progress: Progress) throws -> Bool {
         exchange.checkConsistent(step: step)
-        let (scores, _) = try evaluate(model, on: dev, batchSize: settings.batchSize, paddingId: pretrained.tokenizer.paddingId,
-                                   communicator: communicator, progressLabel: "\(label) step \(step): evaluating")
-        let score = scores[primaryMetric(spec)] ?? 0
+        let scores = try score(model, on: dev, progressLabel: "\(label) step \(step): evaluating")
+        let primaryScore = scores[primaryMetric(spec)] ?? 0
         var line: [String: Any] = ["step": step, dev.name: scores]
         if settings.evaluateTest, let test {
-            line["test"] = try evaluate(model, on: test, batchSize: settings.batchSize, paddingId: pretrained.tokenizer.paddingId,
-                                        communicator: communicator, progressLabel: "\(label) step \(step): evaluating").scores
+            line["test"] = try score(model, on: test, progressLabel: "\(label) step \(step): evaluating")
         }
         try appendMetrics(line)
         progress.log("step \(step): \(dev.name) " + scores.sorted { $0.key < $1.key }
             .map { "\($0.key) \(String(format: "%.4f", $0.value))" }.joined(separator: ", "))
-        if score > bestScore {
-            bestScore = score
+        if primaryScore > bestScore {
+            bestScore = primaryScore
             bestStep = step
             evaluationsWithoutGain = 0
             if communicator.isRoot {
-                try PeftAdapter.write(model, info: AdapterInfo(spec: settings.method, kind: spec.kind, labels: spec.labels,
-                                                               baseModel: settings.modelFolder), to: adapterPath)
+                let info = AdapterInfo(spec: settings.method, kind: spec.kind, labels: spec.labels,
+                                       baseModel: settings.modelFolder)
+                try PeftAdapter.write(model, info: info, to: adapterPath)
             }
         } else {
             evaluationsWithoutGain += 1
@@ -284,12 +298,15 @@ public final class Trainer {
     private func restore() throws {
         let (state, metadata) = try TrainingCheckpoint.read(checkpointPath, into: model)
         func number(_ key: String) throws -> Double {
-            guard let value = metadata[key].flatMap(Double.init) else { throw InputError(checkpointPath, "metadata lacks '\(key)'") }
+            guard let value = metadata[key].flatMap(Double.init) else {
+                throw InputError(checkpointPath, "metadata lacks '\(key)'")
+            }
             return value
         }
         func count(_ key: String, within range: ClosedRange<Int>) throws -> Int {
             guard let value = Int(exactly: try number(key)), range.contains(value) else {
-                throw InputError(checkpointPath, "metadata '\(key)' must be a whole number within \(range), not \(metadata[key]!)")
+                throw InputError(checkpointPath, "metadata '\(key)' must be a whole number within \(range), "
+                                 + "not \(metadata[key]!)")
             }
             return value
         }
@@ -315,7 +332,9 @@ public final class Trainer {
     private func appendMetrics(_ object: [String: Any]) throws {
         guard communicator.isRoot else { return }
         let line = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) + Data("\n".utf8)
-        guard let handle = FileHandle(forWritingAtPath: metricsPath) else { throw InputError(metricsPath, "cannot append") }
+        guard let handle = FileHandle(forWritingAtPath: metricsPath) else {
+            throw InputError(metricsPath, "cannot append")
+        }
         defer { try? handle.close() }
         try handle.seekToEnd()
         try handle.write(contentsOf: line)
@@ -327,23 +346,25 @@ public final class Trainer {
         var summary: [String: Any] = [
             "task": spec.name, "method": settings.method.json, "trainable_parameters": model.trainableCount,
             "steps": step, "best_step": bestStep, "train_seconds": wallSeconds,
-            "truncated_examples": Dictionary(uniqueKeysWithValues: truncated), "primary_metric": primaryMetric(spec),
+            "truncated_examples": Dictionary(uniqueKeysWithValues: truncated),
+            "primary_metric": primaryMetric(spec),
         ]
         let best = try PretrainedModel(folder: settings.modelFolder)
         let (adapter, _) = try PeftAdapter.read(adapterPath, weights: best.weights)
         let scoring = "\(label): scoring the best adapter (step \(bestStep)) on"
-        summary[dev.name] = try evaluate(adapter, on: dev, batchSize: settings.batchSize, paddingId: pretrained.tokenizer.paddingId,
-                                     communicator: communicator, progressLabel: scoring).scores
-        let lowercase = pretrained.tokenizer.basic.lowercase
-        if let test {
-            summary["test"] = try evaluate(adapter, on: test, batchSize: settings.batchSize, paddingId: pretrained.tokenizer.paddingId,
-                                       communicator: communicator, progressLabel: scoring).scores
-            summary["baseline"] = baselineScores(spec, train: train.examples, on: test.examples, lowercase: lowercase)
-        } else {
-            summary["baseline"] = baselineScores(spec, train: train.examples, on: dev.examples, lowercase: lowercase)
-        }
+        summary[dev.name] = try score(adapter, on: dev, progressLabel: scoring)
+        if let test { summary["test"] = try score(adapter, on: test, progressLabel: scoring) }
+        summary["baseline"] = baselineScores(spec, train: train.examples, on: (test ?? dev).examples,
+                                             lowercase: pretrained.tokenizer.basic.lowercase)
         summary["ranks"] = communicator.size
         if communicator.isRoot { try writeJSON(summary, to: folder + "/summary.json") }
         return summary
+    }
+
+    /// The metrics of `model` on `split`, computed over the ranks.
+    private func score(_ model: TunedModel, on split: SplitData, progressLabel: String) throws -> Scores {
+        try evaluate(model, on: split, batchSize: settings.batchSize,
+                     paddingId: pretrained.tokenizer.paddingId, communicator: communicator,
+                     progressLabel: progressLabel).scores
     }
 }
