@@ -60,7 +60,7 @@ struct Bench: ParsableCommand {
                                head: TaskHead(kind: .classification, labels: 2, hiddenSize: weights.config.hiddenSize,
                                               dropout: weights.config.headDropout, seed: 0))
         try tuned.checkFits(maxLength: maxLength, option: "--max-length")
-        // Clipping at 1 and a small rate, as the peer's step (the same step `train` takes).
+        // The step `train` takes, at the peer's rate; it clips at 1 too, a pass the peer's step leaves out.
         let trainingStep = TrainingStep(model: tuned, optimizer: AdamW(parameters: tuned.trainable),
                                         maxGradNorm: 1, paddingId: 0)
         let frozenCache = cacheFrozenLayers ? FrozenOutputCache() : nil
