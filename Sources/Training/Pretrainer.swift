@@ -66,8 +66,8 @@ public final class PromptPretrainer {
     private let pretrained: PretrainedModel
     private let specs: [TaskSpec]
     private let data: [SplitData]
-    private let models: [TunedModel]
-    /// One per task: its model, one AdamW over the prompt and every head.
+    /// One per task, over the task's model (the shared prompt and its head); one AdamW over the
+    /// prompt and every head.
     private let trainingSteps: [TrainingStep]
 
     public init(settings: Settings, folder: String, communicator: Communicator = SingleProcess()) throws {
@@ -99,7 +99,7 @@ public final class PromptPretrainer {
         }
         prompt = shared
         let encoder = BertEncoder(weights: pretrained.weights)
-        models = specs.enumerated().map { index, spec in
+        let models = specs.enumerated().map { index, spec in
             TunedModel(encoder: encoder, components: [shared],
                        head: TaskHead(kind: spec.kind, labels: spec.labels.count,
                                       hiddenSize: pretrained.config.hiddenSize,
@@ -222,8 +222,8 @@ public final class PromptPretrainer {
                                  to: folder + "/prompt.safetensors")
             // Each task's head too, under its task's name: an adaptation may start from it
             // (`--initial-head`).
-            try writeSafeTensors(zip(specs, models).flatMap { spec, model in
-                model.head.parameters.map { (TaskHead.pretrainedName(task: spec.name, $0.name), $0.value) }
+            try writeSafeTensors(zip(specs, trainingSteps).flatMap { spec, step in
+                step.model.head.parameters.map { (TaskHead.pretrainedName(task: spec.name, $0.name), $0.value) }
             }, to: folder + "/heads.safetensors")
             try writeAtomically(Data(metrics.utf8), to: folder + "/metrics.jsonl")
             try writeJSON(summary, to: folder + "/summary.json")

@@ -43,7 +43,7 @@ public final class Trainer {
     }
     /// What this run's log lines say it is: the rank or group, the stage, the task and the method.
     private var label: String { "\(logPrefix)\(spec.name)/\(settings.method.name)" }
-    private let optimizer: AdamW
+    private var optimizer: AdamW { trainingStep.optimizer }
     /// The frozen layers' outputs of the training examples, with `cacheFrozenLayers`.
     private let frozenCache: FrozenOutputCache?
     private var step = 0
@@ -126,7 +126,7 @@ public final class Trainer {
         }
         self.model = model
         try model.checkFits(maxLength: settings.maxLength)
-        optimizer = AdamW(parameters: model.trainable, weightDecay: settings.weightDecay)
+        let optimizer = AdamW(parameters: model.trainable, weightDecay: settings.weightDecay)
         trainingStep = TrainingStep(model: model, communicator: communicator, optimizer: optimizer,
                                     maxGradNorm: settings.maxGradNorm,
                                     paddingId: pretrained.tokenizer.paddingId)
